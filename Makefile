@@ -1,0 +1,46 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run test test-pg15 migrate check-migrations lint bench-gateway bench-calendar bench-events install clean
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install -q "uv==$(UV_VERSION)"
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --quiet
+	touch $@
+
+install: .venv/.installed
+
+run: install ## start the database, broker, all services and the gateway; Ctrl-C stops them
+	$(PY) -m shared.devinfra.run
+
+test: install ## the whole suite, against the embedded PostgreSQL and broker
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-pg15: install ## migration and database-concurrency tests against the machine's PostgreSQL 15
+	HALL_TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/postgres \
+		$(PY) -m pytest -m pg $(PYTEST_ARGS)
+
+migrate: install ## apply every service's migrations (URLs from the services' settings)
+	$(PY) -m shared.migrate upgrade
+
+lint: install
+	$(PY) -m ruff check .
+
+bench-gateway: install
+	$(PY) bench/gateway_bench.py
+
+bench-calendar: install
+	$(PY) bench/calendar_bench.py
+
+bench-events: install
+	$(PY) bench/events_bench.py
+
+clean:
+	rm -rf var/test-*

@@ -1,0 +1,1 @@
+"""The five services of the hall platform."""

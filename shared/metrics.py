@@ -1,0 +1,81 @@
+"""Prometheus metrics: request count, latency by route template, requests in flight; `/metrics`.
+
+Label values are bounded: the route template (never the raw path), the method, the status class.
+The same ASGI middleware carries the correlation id in and out of every request.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.clock import monotonic
+from shared.logging import correlation_id
+
+CORRELATION_HEADER = "X-Correlation-ID"
+_SAFE_CID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+REQUESTS = Counter("http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"])
+LATENCY = Histogram(
+    "http_request_duration_seconds", "Time to the response's first byte, by route template",
+    ["service", "method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being handled", ["service"])
+_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+
+
+def _route_of(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "<unmatched>"
+
+
+class RequestContextMiddleware:
+    """Pure ASGI (so streamed bodies stay streamed): correlation id + request metrics."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(CORRELATION_HEADER.lower().encode(), b"").decode("latin-1")
+        cid = incoming if _SAFE_CID.match(incoming or "") else uuid.uuid4().hex
+        token = correlation_id.set(cid)
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        started = monotonic()
+        status: dict[str, Any] = {"code": 500, "timed": False}
+        IN_FLIGHT.labels(self.service).inc()
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                headers = list(message.get("headers") or [])
+                headers.append((CORRELATION_HEADER.lower().encode(), cid.encode()))
+                message = {**message, "headers": headers}
+                LATENCY.labels(self.service, method, _route_of(scope)).observe(monotonic() - started)
+                status["timed"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            IN_FLIGHT.labels(self.service).dec()
+            route = _route_of(scope)
+            if not status["timed"]:
+                LATENCY.labels(self.service, method, route).observe(monotonic() - started)
+            REQUESTS.labels(self.service, method, route, f"{status['code'] // 100}xx").inc()
+            correlation_id.reset(token)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
