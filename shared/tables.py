@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, DateTime, Integer, LargeBinary, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import new_metadata
@@ -28,4 +43,78 @@ idempotency_keys = Table(
     comment="First answers to POSTs retried with the same Idempotency-Key",
 )
 
-__all__ = ["metadata", "daily_counters", "idempotency_keys"]
+
+
+# --- events (foundation II): outbox, inbox, dead letters; timers and periodic jobs -------------------
+
+outbox = Table(
+    "outbox", metadata,
+    Column("sequence", BigInteger, Identity(always=True), primary_key=True,
+           comment="this service's event sequence: relay order, SSE id"),
+    Column("id", Uuid, nullable=False, unique=True),
+    Column("type", String(100), nullable=False),
+    Column("topic", String(100), nullable=False),
+    Column("key", String(200), nullable=False, comment="Kafka key: centre (queue) or subject (cases)"),
+    Column("reference_key", String(200), comment="set for reference data; the latest per key is kept for ever"),
+    Column("envelope", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    Index("ix_outbox_unsent", "sequence", postgresql_where=text("sent_at IS NULL")),
+    Index("ix_outbox_reference", "reference_key", "sequence", postgresql_where=text("reference_key IS NOT NULL")),
+    comment="Transactional outbox: written with the state change, relayed to Kafka",
+)
+
+inbox = Table(
+    "inbox", metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("event_id", Uuid, primary_key=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False, index=True),
+    comment="Event ids each consumer has applied (redeliveries change nothing)",
+)
+
+dead_letters = Table(
+    "dead_letters", metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("consumer", String(100), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("kind", String(20), nullable=False, comment="poison | parked (waits behind a poison event of its key)"),
+    Column("envelope", JSONB, nullable=False),
+    Column("error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+    Index("ix_dead_letters_open", "consumer", "key", "id", postgresql_where=text("resolved_at IS NULL")),
+    comment="Poison events and the later events of their key parked behind them; replayable",
+)
+
+timers = Table(
+    "timers", metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("kind", String(100), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("fired_at", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    UniqueConstraint("kind", "key"),
+    Index("ix_timers_due", "due_at", postgresql_where=text("fired_at IS NULL")),
+    comment="Durable one-shot timers, fired exactly once at due_at by the shared clock",
+)
+
+periodic_jobs = Table(
+    "periodic_jobs", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("last_due_at", DateTime(timezone=True), comment="the last scheduled moment that has run"),
+    Column("last_run_at", DateTime(timezone=True)),
+    comment="Where each periodic job is, so a restart catches up instead of skipping or repeating",
+)
+
+platform_state = Table(
+    "platform_state", metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    comment="Small named state of the platform (e.g. the broker cluster id the relay last saw)",
+)

@@ -21,6 +21,7 @@ from shared import clock as clock_module
 from shared import devsecrets
 from shared.auth import mint_token
 from shared.db import asyncpg_dsn, ensure_database
+from shared.devinfra.kafka import EmbeddedKafka
 from shared.devinfra.postgres import EmbeddedPostgres, free_port
 from shared.migrate import upgrade
 
@@ -188,3 +189,15 @@ def service_client(service_databases: Callable[[str], ServiceDatabase], fixed_cl
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for stale in (ROOT / "var").glob(f"test-pg-{RUN_ID}"):
         shutil.rmtree(stale, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[EmbeddedKafka]:
+    """A real Tansu broker on a free port for the session. `kafka.restart()` empties it (new cluster id)."""
+    broker = EmbeddedKafka(free_port(), ROOT / "var" / f"test-kafka-{RUN_ID}.log")
+    (ROOT / "var").mkdir(exist_ok=True)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
