@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import literal
+from sqlalchemy import literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,5 +34,7 @@ async def next_number(session: AsyncSession, scope: str, business_date: date | N
 
 async def current_number(session: AsyncSession, scope: str, business_date: date) -> int:
     """The last number taken for the scope and date (0 if none)."""
-    row = await session.get(daily_counters, (scope, business_date))  # type: ignore[arg-type]
-    return int(row.value) if row else 0
+    value = await session.scalar(
+        select(daily_counters.c.value).where(daily_counters.c.scope == scope,
+                                             daily_counters.c.business_date == business_date))
+    return int(value or 0)

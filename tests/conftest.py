@@ -161,7 +161,7 @@ def service_settings(service: str, db: ServiceDatabase, **overrides: Any) -> Any
 async def running_app(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An app with its lifespan run, behind an httpx client over ASGI."""
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # see the 500, as a client would
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
 
