@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from shared import clock as clock_module
 from shared.auth import TokenVerifier
+from shared.calendar.store import CalendarCache
 from shared.db import database_ready, make_engine, make_sessionmaker
 from shared.errors import ServiceUnavailable, install_error_handlers
 from shared.logging import configure_logging
@@ -62,6 +63,7 @@ def create_service_app(
                   openapi_tags=[{"name": "platform", "description": "health, readiness, metrics, time"},
                                 *tags])
     app.state.settings = settings
+    app.state.calendar_cache = CalendarCache()
     app.state.token_verifier = TokenVerifier(hall.jwt_public_key, hall.jwt_issuer, hall.jwt_audience)
     app.state.pii = PersonalData(base64.b64decode(hall.pii_hash_key.get_secret_value()),
                                  base64.b64decode(hall.pii_encryption_key.get_secret_value()),

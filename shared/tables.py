@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -117,4 +118,49 @@ platform_state = Table(
     Column("value", JSONB, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     comment="Small named state of the platform (e.g. the broker cluster id the relay last saw)",
+)
+
+
+# --- the working-day calendar: owned by cases, copied by every other service from calendar.changed ----
+
+calendar_scopes = Table(
+    "calendar_scopes", metadata,
+    Column("scope", String(60), primary_key=True, comment="center:<id> | year:<yyyy> | package"),
+    Column("version", BigInteger, nullable=False, comment="the calendar version that last set this scope"),
+    Column("fingerprint", String(64), comment="package scope: which official years the package carries"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    comment="Each calendar scope's latest version; max(version) tells a process its cache is stale",
+)
+
+calendar_overrides = Table(
+    "calendar_overrides", metadata,
+    Column("center_id", String(32), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("working", Boolean, nullable=False),
+    Column("reason", String(200)),
+    comment="A centre's own holiday (typhoon closure) or working day (weekend opening)",
+)
+
+calendar_years = Table(
+    "calendar_years", metadata,
+    Column("year", Integer, primary_key=True),
+    Column("days", JSONB, nullable=False, comment='[{"date", "kind": holiday|working, "name"}]'),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    comment="A whole year's official schedule imported for a year the package does not carry",
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("entity", String(60), nullable=False),
+    Column("entity_id", String(200), nullable=False),
+    Column("center_id", String(32)),
+    Column("before", JSONB),
+    Column("after", JSONB),
+    Column("reason", Text),
+    Index("ix_audit_log_entity", "entity", "entity_id", "id"),
+    comment="Append-only: who changed what, when, from which state to which, and why",
 )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from shared.events.envelope import EventData, event_model
 
@@ -18,3 +21,42 @@ class CenterUpserted(EventData):
     id: str
     name: str
     address: str | None = None
+
+
+class CalendarDay(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    date: date
+    kind: Literal["holiday", "working"]
+    name: str | None = None
+
+
+@event_model
+class CalendarChanged(EventData):
+    """The complete state of one calendar scope after a change (cases). Reference data.
+
+    scope "center": every override of that centre; "year": a whole imported year; "package": the
+    official years the installed chinese-calendar package carries changed (an upgrade).
+    """
+
+    type: Literal["calendar.changed"] = "calendar.changed"
+    version: ClassVar[int] = 1
+    reference: ClassVar[bool] = True
+
+    scope: Literal["center", "year", "package"]
+    center_id: str | None = None
+    year: int | None = None
+    calendar_version: int
+    days: list[CalendarDay] = []
+    fingerprint: str | None = None
+
+
+@event_model
+class CalendarFallbackUsed(EventData):
+    """System alert: a date in use fell in a year no official schedule covers (Monday-Friday fallback)."""
+
+    type: Literal["calendar.fallback_used"] = "calendar.fallback_used"
+    version: ClassVar[int] = 1
+
+    year: int
+    first_used_for: date

@@ -1,0 +1,129 @@
+"""The calendar as rows: loaded into a `WorkCalendar` snapshot, cached per process, kept current.
+
+cases owns the rows and publishes `calendar.changed` with the complete state of the scope it changed;
+every other service applies those events to the same tables (`apply_calendar_changed`). Every
+process checks `max(version)` of `calendar_scopes` (one tiny indexed read) before it answers, and
+rebuilds its snapshot when it moved, so no API process ever answers from a stale calendar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Annotated
+
+import chinese_calendar
+from fastapi import Depends, Request
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import clock
+from shared.calendar.engine import OFFICIAL_YEARS, WorkCalendar, YearData
+from shared.db import SessionDep
+from shared.events.catalog import CalendarChanged, CalendarDay
+from shared.events.envelope import Envelope
+from shared.tables import calendar_overrides, calendar_scopes, calendar_years
+
+
+def package_fingerprint() -> str:
+    """Which official schedule the installed chinese-calendar carries (changes when an upgrade adds a year)."""
+    from chinese_calendar import constants
+
+    digest = hashlib.sha256()
+    digest.update(f"{chinese_calendar.__version__}|{OFFICIAL_YEARS.start}-{OFFICIAL_YEARS.stop}".encode())
+    for d in sorted(constants.holidays):
+        digest.update(d.isoformat().encode())
+    digest.update(b"|")
+    for d in sorted(constants.workdays):
+        digest.update(d.isoformat().encode())
+    return digest.hexdigest()
+
+
+async def current_version(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.coalesce(func.max(calendar_scopes.c.version), 0))) or 0)
+
+
+def year_data_from_days(year: int, days: list[dict]) -> YearData:
+    holidays = {date.fromisoformat(d["date"]) for d in days if d["kind"] == "holiday"}
+    workdays = {date.fromisoformat(d["date"]) for d in days if d["kind"] == "working"}
+    names = {date.fromisoformat(d["date"]): d["name"] for d in days if d.get("name")}
+    return YearData(year, frozenset(holidays), frozenset(workdays), names)
+
+
+async def load_calendar(session: AsyncSession) -> WorkCalendar:
+    version = await current_version(session)
+    years = {row.year: year_data_from_days(row.year, row.days)
+             for row in (await session.execute(select(calendar_years))).all()}
+    overrides: dict[str, dict[date, bool]] = {}
+    for row in (await session.execute(select(calendar_overrides))).all():
+        overrides.setdefault(row.center_id, {})[row.day] = row.working
+    return WorkCalendar(imported_years=years, overrides=overrides, version=version)
+
+
+class CalendarCache:
+    """One per process: the snapshot for the latest version seen, rebuilt when the version moves."""
+
+    def __init__(self) -> None:
+        self._calendar: WorkCalendar | None = None
+
+    async def get(self, session: AsyncSession) -> WorkCalendar:
+        version = await current_version(session)
+        if self._calendar is None or self._calendar.version != version:
+            self._calendar = await load_calendar(session)
+        return self._calendar
+
+
+async def _calendar(request: Request, session: SessionDep) -> WorkCalendar:
+    cache: CalendarCache = request.app.state.calendar_cache
+    return await cache.get(session)
+
+
+CalendarDep = Annotated[WorkCalendar, Depends(_calendar)]
+
+
+def scope_key(change: CalendarChanged) -> str:
+    if change.scope == "center":
+        return f"center:{change.center_id}"
+    if change.scope == "year":
+        return f"year:{change.year}"
+    return "package"
+
+
+async def write_scope(session: AsyncSession, change: CalendarChanged) -> bool:
+    """Make the rows of the change's scope equal its content; False if a newer version is already there."""
+    key = scope_key(change)
+    stored = await session.scalar(select(calendar_scopes.c.version).where(calendar_scopes.c.scope == key)
+                                  .with_for_update())
+    if stored is not None and stored >= change.calendar_version:
+        return False
+    if change.scope == "center":
+        await session.execute(delete(calendar_overrides).where(calendar_overrides.c.center_id == change.center_id))
+        if change.days:
+            await session.execute(insert(calendar_overrides), [
+                {"center_id": change.center_id, "day": d.date, "working": d.kind == "working", "reason": d.name}
+                for d in change.days])
+    elif change.scope == "year":
+        await session.execute(delete(calendar_years).where(calendar_years.c.year == change.year))
+        if change.days:
+            await session.execute(insert(calendar_years).values(
+                year=change.year, imported_at=clock.now(),
+                days=[d.model_dump(mode="json") for d in change.days]))
+    stmt = insert(calendar_scopes).values(scope=key, version=change.calendar_version,
+                                          fingerprint=change.fingerprint, updated_at=clock.now())
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=[calendar_scopes.c.scope],
+        set_={"version": stmt.excluded.version, "fingerprint": stmt.excluded.fingerprint,
+              "updated_at": stmt.excluded.updated_at}))
+    return True
+
+
+async def apply_calendar_changed(session: AsyncSession, envelope: Envelope) -> None:
+    """Consumer handler every non-owning service registers for `calendar.changed`."""
+    change = envelope.payload()
+    assert isinstance(change, CalendarChanged)
+    await write_scope(session, change)
+
+
+def override_days(calendar_rows: list[tuple[date, bool, str | None]]) -> list[CalendarDay]:
+    return [CalendarDay(date=d, kind="working" if w else "holiday", name=r) for d, w, r in sorted(calendar_rows)]
