@@ -2,14 +2,26 @@
 
 from fastapi import FastAPI
 
+from services.cases.calendar.router import router as calendar_router
+from services.cases.calendar.service import check_package_at_startup
 from services.cases.config import Settings, get_settings
+from services.cases.consumers import CONSUMERS
+from services.cases.router import router as centers_router
 from shared.app import create_service_app
 from shared.clock import Clock
+from shared.events.deadletters import dead_letters_router, handler_registry
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or get_settings()
     return create_service_app(
-        settings or get_settings(), clock=clock,
+        settings, clock=clock,
         title="Hall cases service",
         description="办件: departments, item catalogue, calendar, cases and their legal clock.",
+        routers=[calendar_router, centers_router,
+                 dead_letters_router(handler_registry(settings.service_name, CONSUMERS))],
+        tags=[{"name": "calendar", "description": "working-day calendar (工作日历): overrides, years, deadlines"},
+              {"name": "centers", "description": "centres (政务服务中心): read copy of the queue service's"},
+              {"name": "dead letters", "description": "events a consumer could not apply, and their replay"}],
+        on_startup=[check_package_at_startup],
     )

@@ -18,7 +18,12 @@ class Settings(BaseSettings):
     stream_idle_timeout: float = Field(75.0, description="seconds a streamed body may stay silent")
     connect_timeout: float = 2.0
     max_connections: int = 200
-    max_keepalive: int = 100
+    # as many as max_connections: httpcore 1.0 compares max_keepalive with all open connections, not the
+    # idle ones, so a lower value closes connections that have just finished a request (encode/httpcore#1035)
+    max_keepalive: int = 200
+    # under the services' own keep-alive timeout (uvicorn: 5 s), so the gateway lets an idle connection go
+    # before the service closes it, rather than reusing it just as it closes (a needless 502)
+    keepalive_expiry: float = 4.0
     health_timeout: float = 2.0
     log_level: str = "INFO"
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.gateway.config import Settings, get_settings
-from services.gateway.proxy import forward
+from services.gateway.proxy import UpstreamPool, forward
 from shared.errors import install_error_handlers
 from shared.logging import configure_logging
 from shared.metrics import RequestContextMiddleware, metrics_endpoint
@@ -23,21 +23,25 @@ def create_app(settings: Settings | None = None, configure_logs: bool = True) ->
     settings = settings or get_settings()
     if configure_logs:
         configure_logging(settings.service_name, settings.log_level)
+    upstreams = settings.upstreams()
+    io_timeouts = httpx.Timeout(settings.stream_idle_timeout, connect=settings.connect_timeout)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limits = httpx.Limits(max_connections=settings.max_connections,
-                              max_keepalive_connections=settings.max_keepalive)
-        timeout = httpx.Timeout(settings.stream_idle_timeout, connect=settings.connect_timeout)
-        async with httpx.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False) as client:
+                              max_keepalive_connections=settings.max_keepalive,
+                              keepalive_expiry=settings.keepalive_expiry)
+        pool = UpstreamPool(limits)
+        # the client runs the health probes; the proxy sends through its pool directly (see proxy.forward)
+        async with httpx.AsyncClient(transport=pool, timeout=io_timeouts, follow_redirects=False) as client:
             app.state.client = client
+            app.state.pool = pool
             yield
 
     app = FastAPI(title="Hall gateway", version="0.1.0", lifespan=lifespan,
                   description="One public entry: /api/<service>/... for queue, cases, monitor, notify.")
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
-    upstreams = settings.upstreams()
 
     @app.get("/livez", tags=["platform"])
     async def livez() -> dict[str, str]:
@@ -66,7 +70,7 @@ def create_app(settings: Settings | None = None, configure_logs: bool = True) ->
     @app.api_route("/api/{service}/{path:path}", methods=METHODS, tags=["proxy"])
     async def proxy(service: str, path: str, request: Request):  # noqa: ANN201 - a streamed response
         """Forward to a service, streaming both ways."""
-        return await forward(request, request.app.state.client, upstreams, service, path,
-                             settings.upstream_timeout)
+        return await forward(request, request.app.state.pool, upstreams, service, path,
+                             settings.upstream_timeout, io_timeouts)
 
     return app

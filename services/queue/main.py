@@ -1,19 +1,31 @@
 """The queue service (排队叫号): centres, hall schedule, services, windows, tickets, appointments."""
 
-from fastapi import FastAPI
+from contextlib import AsyncExitStack
+
+from fastapi import Depends, FastAPI
 
 from services.queue.calendar_router import router as calendar_router
 from services.queue.config import Settings, get_settings
+from services.queue.feeds import display_feed, display_viewer
 from services.queue.router import router
 from shared.app import create_service_app
 from shared.clock import Clock
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    display = display_feed(settings)
+
+    async def start_display(app: FastAPI, stack: AsyncExitStack) -> None:
+        await display.start()
+        stack.push_async_callback(display.stop)
+
     return create_service_app(
-        settings or get_settings(), clock=clock,
+        settings, clock=clock, on_startup=[start_display],
         title="Hall queue service",
         description="排队叫号: centres, hall schedule, services, windows, tickets, appointments, evaluations.",
-        routers=[router, calendar_router],
-        tags=[{"name": "centers", "description": "service halls (政务服务中心)"}],
+        routers=[router, calendar_router,
+                 display.router("/feeds/display", dependencies=[Depends(display_viewer)])],
+        tags=[{"name": "centers", "description": "service halls (政务服务中心)"},
+              {"name": "feeds", "description": "live server-sent events (hall display 综合屏)"}],
     )

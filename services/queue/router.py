@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from services.queue import repository, service
 from services.queue.models import Center
-from services.queue.schemas import CenterIn, CenterOut
+from services.queue.schemas import CenterChange, CenterIn, CenterOut
 from shared.auth import CurrentUser, Principal, Role, require
 from shared.db import SessionDep
 from shared.errors import NotFound
@@ -15,6 +15,7 @@ from shared.idempotency import IdempotencyDep
 
 router = APIRouter(prefix="/centers", tags=["centers"])
 SystemAdmin = Annotated[Principal, Depends(require(Role.SYSTEM_ADMIN))]
+CenterEditor = Annotated[Principal, Depends(require(Role.SYSTEM_ADMIN, Role.CENTER_ADMIN))]
 
 
 async def _center(center_id: str, session: SessionDep, user: CurrentUser) -> Center:
@@ -36,6 +37,17 @@ async def create_center(body: CenterIn, session: SessionDep, _: SystemAdmin, ide
         return replay
     center = await service.create_center(session, body)
     return await idem.remember(201, CenterOut.model_validate(center))
+
+
+@router.put("/{center_id}", response_model=CenterOut,
+            responses={403: {"description": "not that centre's admin"}, 404: {"description": "no such centre"}})
+async def update_center(body: CenterChange, _: CenterEditor, center: CenterDep, session: SessionDep,
+                        idem: IdempotencyDep) -> JSONResponse:
+    """Change a centre's name and address (system admin or that centre's admin); publishes center.upserted."""
+    if (replay := await idem.replay()) is not None:
+        return replay
+    center = await service.update_center(session, center, name=body.name, address=body.address)
+    return await idem.remember(200, CenterOut.model_validate(center))
 
 
 @router.get("", response_model=list[CenterOut])

@@ -11,6 +11,13 @@ class CenterIn(BaseModel):
     address: str | None = Field(default=None, max_length=300)
 
 
+class CenterChange(BaseModel):
+    """The new name and address of a centre (PUT replaces both)."""
+
+    name: str = Field(min_length=1, max_length=200, examples=["玄武区政务服务中心"])
+    address: str | None = Field(default=None, max_length=300)
+
+
 class CenterOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -7,6 +7,10 @@ from services.queue.models import Center
 from services.queue.schemas import CenterIn
 from shared import clock
 from shared.errors import Conflict
+from shared.events.catalog import CenterUpserted
+from shared.events.outbox import publish
+
+PRODUCER = "queue"
 
 
 async def create_center(session: AsyncSession, data: CenterIn) -> Center:
@@ -16,4 +20,21 @@ async def create_center(session: AsyncSession, data: CenterIn) -> Center:
     center = Center(id=data.id, name=data.name, address=data.address, created_at=now, updated_at=now)
     session.add(center)
     await session.flush()
+    await _publish_center(session, center)
     return center
+
+
+async def update_center(session: AsyncSession, center: Center, *, name: str, address: str | None) -> Center:
+    center.name = name
+    center.address = address
+    center.updated_at = clock.now()
+    # flush first: the UPDATE's row lock makes a concurrent change of this centre wait for our commit
+    # before it takes its outbox sequence, so the events are in the order of the changes
+    await session.flush()
+    await _publish_center(session, center)
+    return center
+
+
+async def _publish_center(session: AsyncSession, center: Center) -> None:
+    await publish(session, PRODUCER, CenterUpserted(id=center.id, name=center.name, address=center.address),
+                  subject=center.id, center_id=center.id)

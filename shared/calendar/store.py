@@ -22,7 +22,9 @@ from shared import clock
 from shared.calendar.engine import OFFICIAL_YEARS, WorkCalendar, YearData
 from shared.db import SessionDep
 from shared.events.catalog import CalendarChanged, CalendarDay
+from shared.events.consumer import ConsumerSpec
 from shared.events.envelope import Envelope
+from shared.events.topics import topic_for
 from shared.tables import calendar_overrides, calendar_scopes, calendar_years
 
 
@@ -127,3 +129,8 @@ async def apply_calendar_changed(session: AsyncSession, envelope: Envelope) -> N
 
 def override_days(calendar_rows: list[tuple[date, bool, str | None]]) -> list[CalendarDay]:
     return [CalendarDay(date=d, kind="working" if w else "holiday", name=r) for d, w, r in sorted(calendar_rows)]
+
+
+def calendar_consumer() -> ConsumerSpec:
+    """The consumer every service but cases runs, to keep its calendar equal to the owner's."""
+    return ConsumerSpec("calendar", (topic_for("cases").name,), {"calendar.changed": apply_calendar_changed})

@@ -91,11 +91,11 @@ def main() -> int:
         for offset, service in enumerate(SERVICES):
             spawn(service, ["-m", "uvicorn", "--factory", f"services.{service}.main:create_app",
                             "--host", dev.host, "--port", str(dev.first_service_port + offset),
-                            "--no-access-log"])
+                            "--no-access-log", "--timeout-graceful-shutdown", "5"])
             if dev.workers and Path(f"services/{service}/worker.py").exists():
                 spawn(f"{service}-worker", ["-m", f"services.{service}.worker"])
         spawn("gateway", ["-m", "uvicorn", "--factory", "services.gateway.main:create_app", "--host", dev.host,
-                          "--port", str(dev.gateway_port), "--no-access-log"])
+                          "--port", str(dev.gateway_port), "--no-access-log", "--timeout-graceful-shutdown", "5"])
         gateway = f"http://{dev.host}:{dev.gateway_port}"
         print("hall platform running (Ctrl-C stops everything)", flush=True)
         print(f"  gateway      {gateway}   health {gateway}/healthz", flush=True)

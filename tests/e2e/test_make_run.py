@@ -88,6 +88,15 @@ class Launch:
         self.proc.send_signal(signal.SIGINT)
         return self.proc.wait(90)
 
+    def survivors(self, grace: float = 10) -> list[list[str]]:
+        """Processes of the recorded tree still alive `grace` seconds after the launcher returned."""
+        deadline = time.monotonic() + grace
+        while True:
+            alive = [p for p in self.tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+            if not alive or time.monotonic() > deadline:
+                return [p.cmdline() for p in alive]
+            time.sleep(0.2)
+
     def output(self) -> str:
         if self.proc and self.proc.stdout and self.proc.poll() is not None:
             return self.proc.stdout.read().decode(errors="replace")
@@ -124,9 +133,8 @@ def test_make_run_starts_everything_stops_cleanly_and_keeps_data(launch):
     assert len(launch.tree) >= 6  # five servers, and postgres with its helpers at least
 
     assert launch.interrupt() == 0
-    time.sleep(0.5)
-    left = [p for p in launch.tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert left == [], [p.cmdline() for p in left]
+    left = launch.survivors()
+    assert left == [], left
 
     launch.start()
     launch.wait_healthy()

@@ -1,0 +1,5 @@
+-- One database per service on one server (DOMAIN.md: services never read each other's databases).
+CREATE DATABASE hall_queue;
+CREATE DATABASE hall_cases;
+CREATE DATABASE hall_monitor;
+CREATE DATABASE hall_notify;

@@ -1,0 +1,1 @@
+"""The cases service's calendar domain: overrides, imported years, deadlines (it owns the calendar data)."""
