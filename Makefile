@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-pg15 migrate check-migrations lint bench-gateway bench-calendar bench-events install clean
+.PHONY: run test test-pg15 migrate lint bench-gateway bench-calendar bench-events bench-feed install clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -36,11 +36,15 @@ lint: install
 bench-gateway: install
 	$(PY) bench/gateway_bench.py
 
-bench-calendar: install
+bench-calendar: install ## the engine, then the deadline endpoint through the gateway
 	$(PY) bench/calendar_bench.py
+	$(PY) bench/calendar_endpoint_bench.py
 
-bench-events: install
+bench-events: install ## relay throughput beside a raw producer; backlog drain after an outage
 	$(PY) bench/events_bench.py
+
+bench-feed: install ## commit-to-feed-client latency at 200 events/s
+	$(PY) bench/feed_latency.py
 
 clean:
 	rm -rf var/test-*

@@ -6,33 +6,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.monitor.models import CenterCopy
 from shared.calendar.store import calendar_consumer
-from shared.events.catalog import CenterUpserted
-from shared.events.consumer import ConsumerSpec, EventConsumer, build_all, upsert_read_copy
-from shared.events.envelope import Envelope
-from shared.events.topics import topic_for
+from shared.events.consumer import ConsumerSpec, EventConsumer, build_all
+from shared.readcopy import center_consumer
 from shared.settings import ServiceSettings
 
-
-async def copy_center(session: AsyncSession, envelope: Envelope) -> None:
-    """center.upserted -> the read copy of centres, unless a newer event of that centre was applied."""
-    center = envelope.payload()
-    assert isinstance(center, CenterUpserted)
-    if envelope.sequence is None:
-        raise ValueError("center.upserted carries no outbox sequence: cannot order it")
-    await upsert_read_copy(session, CenterCopy, {
-        "id": center.id, "name": center.name, "address": center.address,
-        "updated_at": envelope.occurred_at, "last_event_sequence": envelope.sequence,
-    })
-
-
 CONSUMERS: list[ConsumerSpec] = [
-    ConsumerSpec("centers", (topic_for("queue").name,), {"center.upserted": copy_center}),
+    center_consumer(CenterCopy),
     calendar_consumer(),
 ]
 
 
 def build_consumers(settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession],
                     **options: Any) -> list[EventConsumer]:
-    """The consumers the worker runs; `options` go to each EventConsumer (tests: topic_names,
-    kafka_options)."""
+    """The consumers the worker runs; `options` go to each EventConsumer (tests: topic_names, kafka_options)."""
     return build_all(CONSUMERS, settings, sessionmaker, **options)

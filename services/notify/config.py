@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -11,6 +12,8 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFY_", extra="ignore")
 
     service_name: str = "notify"
+    seal_private_key: SecretStr | None = Field(
+        default=None, description="base64 X25519 private key that opens contacts sealed for notify")
 
 
 @lru_cache

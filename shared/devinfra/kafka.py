@@ -28,7 +28,19 @@ class EmbeddedKafka:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def _port_taken(self) -> bool:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the broker binds
+            try:
+                probe.bind(("127.0.0.1", self.port))
+            except OSError:
+                return True
+        return False
+
     def start(self, timeout: float = 30) -> None:
+        # something else listening there would answer our readiness probe: refuse instead of hanging later
+        if self._port_taken():
+            raise RuntimeError(f"port {self.port} is already in use; cannot start the broker there")
         self.cluster_id = f"hall-{uuid.uuid4().hex[:12]}"
         url = f"tcp://127.0.0.1:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -43,9 +55,13 @@ class EmbeddedKafka:
                 raise RuntimeError(f"broker exited with {self.process.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
+                    pass
             except OSError:
                 time.sleep(0.05)
+                continue
+            time.sleep(0.1)  # a broker that failed to bind exits at once: make sure the listener is ours
+            if self.process.poll() is None:
+                return
         raise TimeoutError("broker did not start listening")
 
     def stop(self, kill: bool = False) -> None:

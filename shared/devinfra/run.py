@@ -106,14 +106,15 @@ def main() -> int:
         print(f"  kafka        {env['HALL_KAFKA_BOOTSTRAP']}", flush=True)
         print(f"  logs         {var / 'log'}/", flush=True)
         print("  dev token    .venv/bin/python -m shared.tokens --role system_admin --center '*'", flush=True)
+        watched = [*children, *([("kafka", kafka.process)] if kafka and kafka.process else [])]
         while not stopping:
-            for name, proc in children:
+            for name, proc in watched:
                 if proc.poll() is not None:
                     print(f"{name} exited with {proc.returncode}; stopping (see {var / 'log' / name}.log)",
                           flush=True)
                     stopping = True
             time.sleep(0.2)
-        return 0
+        return 0 if all(p.poll() in (None, 0) for _, p in watched) else 1
     finally:
         print("stopping...", flush=True)
         for _, proc in children:

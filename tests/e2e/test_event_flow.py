@@ -39,7 +39,9 @@ def test_centre_and_calendar_events_flow_between_services(launch: Launch):  # no
                              headers=headers, timeout=10)
         assert created.status_code == 201, created.text
         frame: dict = {}
+        deadline = time.monotonic() + 60  # keep-alive comments arrive every 15 s, so the loop turns
         for line in feed.iter_lines():
+            assert time.monotonic() < deadline, "no center.upserted frame within 60 s"
             if line.startswith("data:"):
                 frame = json.loads(line[5:])
                 break

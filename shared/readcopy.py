@@ -1,0 +1,90 @@
+"""Read copies of another service's reference data, kept from its events (DOMAIN.md: services never read
+each other's databases). Centres, for now: cases, monitor and notify keep the queue service's."""
+
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import BigInteger, DateTime, String, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.auth import CurrentUser
+from shared.db import SessionDep
+from shared.errors import NotFound
+from shared.events.catalog import CenterUpserted
+from shared.events.consumer import ConsumerSpec, upsert_read_copy
+from shared.events.envelope import Envelope
+from shared.events.topics import topic_for
+
+
+class CenterCopyColumns:
+    """Columns of a read copy of the queue service's centres (政务服务中心), from `center.upserted`."""
+
+    __tablename__ = "centers"
+    __table_args__: Any = {
+        "comment": "Read copy of queue's centres, from center.upserted (never written by this service)",
+    }
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(300))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), comment="when the centre last changed at the source (occurred_at)")
+    last_event_sequence: Mapped[int] = mapped_column(
+        BigInteger, comment="queue's outbox sequence of the event applied last; older events are ignored")
+
+
+class CenterOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    address: str | None
+    updated_at: datetime
+
+
+def center_consumer(model: type[CenterCopyColumns]) -> ConsumerSpec:
+    """The consumer that keeps `model` equal to the queue's centres."""
+
+    async def copy_center(session: AsyncSession, envelope: Envelope) -> None:
+        """center.upserted -> the read copy, unless a newer event of that centre was applied."""
+        center = envelope.payload()
+        assert isinstance(center, CenterUpserted)
+        if envelope.sequence is None:
+            raise ValueError("center.upserted carries no outbox sequence: cannot order it")
+        await upsert_read_copy(session, model, {
+            "id": center.id, "name": center.name, "address": center.address,
+            "updated_at": envelope.occurred_at, "last_event_sequence": envelope.sequence,
+        })
+
+    return ConsumerSpec("centers", (topic_for("queue").name,), {"center.upserted": copy_center})
+
+
+def center_copy_router(model: type[CenterCopyColumns]) -> APIRouter:
+    """`GET /centers` and `GET /centers/{id}` answered from the read copy, filtered to the caller's centres."""
+    router = APIRouter(prefix="/centers", tags=["centers"])
+
+    async def _center(center_id: str, session: SessionDep, user: CurrentUser) -> CenterCopyColumns:
+        user.check_center(center_id)
+        center = await session.get(model, center_id)
+        if center is None:
+            raise NotFound(f"centre {center_id} is not known here", field="center_id")
+        return center
+
+    @router.get("", response_model=list[CenterOut])
+    async def list_centers(session: SessionDep, user: CurrentUser) -> list[CenterCopyColumns]:
+        """The centres the caller may see, from this service's read copy."""
+        stmt = select(model).order_by(model.id)
+        if not user.spans_all_centers:
+            stmt = stmt.where(model.id.in_(user.centers))
+        return list((await session.scalars(stmt)).all())
+
+    @router.get("/{center_id}", response_model=CenterOut)
+    async def get_center(center: Annotated[CenterCopyColumns, Depends(_center)]) -> CenterCopyColumns:
+        """One centre, from this service's read copy."""
+        return center
+
+    return router
