@@ -43,6 +43,22 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        self._in_flight = IN_FLIGHT.labels(service)
+        # label children looked up once per (method, route[, status]): .labels() is costly per request
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._requests: dict[tuple[str, str, str], Any] = {}
+
+    def _observe(self, method: str, route: str, seconds: float) -> None:
+        child = self._latency.get((method, route))
+        if child is None:
+            child = self._latency[(method, route)] = LATENCY.labels(self.service, method, route)
+        child.observe(seconds)
+
+    def _count(self, method: str, route: str, status: str) -> None:
+        child = self._requests.get((method, route, status))
+        if child is None:
+            child = self._requests[(method, route, status)] = REQUESTS.labels(self.service, method, route, status)
+        child.inc()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,7 +70,7 @@ class RequestContextMiddleware:
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
         started = monotonic()
         status: dict[str, Any] = {"code": 500, "timed": False}
-        IN_FLIGHT.labels(self.service).inc()
+        self._in_flight.inc()
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -62,18 +78,18 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers") or [])
                 headers.append((CORRELATION_HEADER.lower().encode(), cid.encode()))
                 message = {**message, "headers": headers}
-                LATENCY.labels(self.service, method, _route_of(scope)).observe(monotonic() - started)
+                self._observe(method, _route_of(scope), monotonic() - started)
                 status["timed"] = True
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            IN_FLIGHT.labels(self.service).dec()
+            self._in_flight.dec()
             route = _route_of(scope)
             if not status["timed"]:
-                LATENCY.labels(self.service, method, route).observe(monotonic() - started)
-            REQUESTS.labels(self.service, method, route, f"{status['code'] // 100}xx").inc()
+                self._observe(method, route, monotonic() - started)
+            self._count(method, route, f"{status['code'] // 100}xx")
             correlation_id.reset(token)
 
 

@@ -5,6 +5,8 @@ end-to-end headers. Every server is a real uvicorn on a free port (ASGITransport
 from __future__ import annotations
 
 import asyncio
+import gc
+import gzip
 import hashlib
 import importlib
 from collections.abc import AsyncIterator
@@ -15,8 +17,11 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
 
+from services.gateway import proxy as proxy_module
 from services.gateway.config import Settings
 from services.gateway.main import create_app as create_gateway
 from shared import clock as clock_module
@@ -192,7 +197,7 @@ async def test_a_client_leaving_a_stream_ends_it_at_the_service(upstream):
             made = len(upstream.app.state.frames)
             await asyncio.sleep(0.2)  # 10 frames' time: a stream still running would grow meanwhile
         assert len(upstream.app.state.frames) == made < 200
-        assert client.gateway_app.state.pool.in_flight == 0  # its connection went back to the pool
+        assert client.gateway_app.state.upstream.in_flight == 0  # its upstream response was let go
 
 
 async def test_a_streamed_upload_passes_through_unbuffered(upstream):
@@ -226,10 +231,10 @@ async def test_a_chunked_body_is_forwarded_whatever_the_method(upstream):
 
 
 async def test_more_callers_than_connections_wait_their_turn(upstream):
-    async with gateway(queue_url=upstream.url, max_connections=8, max_keepalive=8) as client:
+    async with gateway(queue_url=upstream.url, max_connections=8) as client:
         answers = await asyncio.gather(*(client.get("/api/queue/slow", params={"seconds": 0.2})
                                          for _ in range(24)))
-        assert client.gateway_app.state.pool.in_flight == 0
+        assert client.gateway_app.state.upstream.in_flight == 0
     assert [a.status_code for a in answers] == [200] * 24
     assert all(a.json() == {"finished": True} for a in answers)
 
@@ -303,6 +308,22 @@ async def test_the_gateway_adds_no_headers_of_its_own(upstream):
     assert sorted(name for name, _ in r.json()["headers"]) == ["host", "x-correlation-id", "x-forwarded-for"]
 
 
+async def test_a_body_gets_only_its_framing_added(upstream):
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"reason=duplicate"
+
+    async with gateway(queue_url=upstream.url) as client:
+        client.headers.clear()
+        whole = await client.post("/api/queue/echo/headers", content=b"reason=duplicate")
+        streamed = await client.post("/api/queue/echo/headers", content=chunks())
+    # no Content-Type: application/octet-stream of the gateway's own for a body that came without one
+    assert sorted(name for name, _ in whole.json()["headers"]) == [
+        "content-length", "host", "x-correlation-id", "x-forwarded-for"]
+    assert sorted(name for name, _ in streamed.json()["headers"]) == [
+        "host", "transfer-encoding", "x-correlation-id", "x-forwarded-for"]
+    assert whole.json()["body_bytes"] == streamed.json()["body_bytes"] == len(b"reason=duplicate")
+
+
 async def test_a_cookie_set_for_one_caller_never_reaches_another(upstream):
     async with gateway(queue_url=upstream.url) as alice:
         login = await alice.get("/api/queue/login")
@@ -341,3 +362,150 @@ async def test_the_service_sees_one_forwarded_for_chain(upstream):
     assert forwarded(direct) == ["127.0.0.1"]
     # uvicorn trusts X-Forwarded-For from 127.0.0.1, so 203.0.113.7 is the gateway's client: named once
     assert forwarded(relayed) == ["203.0.113.7"]
+
+
+# the aiohttp session and the ASGI proxy in front of the router
+
+@pytest.fixture
+async def upstream_plus() -> AsyncIterator[Running]:
+    """The test upstream with a few more routes: /cut records how an upload ended, /quiet streams nothing
+    for 30 s, /gzip answers compressed bytes, /both answers GET and HEAD."""
+    app = create_upstream_app()
+    app.state.uploads = []
+    app.state.upload_ended = asyncio.Event()
+    app.state.quiet_ended = asyncio.Event()
+
+    @app.post("/cut")
+    async def cut(request: Request) -> dict[str, int]:
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if chunk:
+                    app.state.upload_started.set()
+        except ClientDisconnect:
+            app.state.uploads.append(("cut", size))
+            raise
+        finally:
+            app.state.upload_ended.set()
+        app.state.uploads.append(("complete", size))
+        return {"bytes": size}
+
+    @app.get("/gzip")
+    async def compressed() -> Response:
+        return Response(GZIPPED, media_type="text/plain", headers={"Content-Encoding": "gzip"})
+
+    @app.get("/quiet")
+    async def quiet() -> StreamingResponse:
+        """An event stream that has nothing to say for a long while."""
+
+        async def produce() -> AsyncIterator[bytes]:
+            try:
+                await asyncio.sleep(30)
+                yield b"data: late\n\n"
+            finally:
+                app.state.quiet_ended.set()
+
+        return StreamingResponse(produce(), media_type="text/event-stream")
+
+    @app.api_route("/both", methods=["GET", "HEAD"])
+    async def both() -> Response:
+        return Response(b"twelve bytes", media_type="text/plain")
+
+    async with serving(app) as running:
+        yield running
+
+
+GZIPPED = gzip.compress("受理通知 ".encode() * 100)
+
+
+async def test_an_upload_slower_than_upstream_timeout_is_no_504_while_it_streams(upstream):
+    async def slowly() -> AsyncIterator[bytes]:
+        for _ in range(6):  # 1.2 s in all, never 0.5 s without a piece
+            yield b"x" * 1000
+            await asyncio.sleep(0.2)
+
+    async with gateway(queue_url=upstream.url, upstream_timeout=0.5) as client:
+        r = await client.post("/api/queue/upload", content=slowly())
+    assert r.status_code == 200, r.text
+    assert r.json()["bytes"] == 6000
+
+
+async def test_a_client_cutting_its_upload_short_cuts_it_at_the_service(upstream_plus):
+    async with gateway(queue_url=upstream_plus.url) as client:
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.base_url.port)
+        writer.write(b"POST /api/queue/cut HTTP/1.1\r\nHost: gateway\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"400\r\n" + b"x" * 1024 + b"\r\n")
+        await writer.drain()
+        await asyncio.wait_for(upstream_plus.app.state.upload_started.wait(), 5)
+        writer.close()  # gone mid-body, without the last chunk
+        await asyncio.wait_for(upstream_plus.app.state.upload_ended.wait(), 5)
+    # a gateway that ended the body cleanly would have the service take the first KiB for the whole upload
+    assert upstream_plus.app.state.uploads == [("cut", 1024)]
+
+
+async def test_a_client_leaving_a_silent_stream_ends_it_at_the_service(upstream_plus):
+    async with gateway(queue_url=upstream_plus.url) as client:
+        async with client.stream("GET", "/api/queue/quiet") as r:
+            assert r.status_code == 200  # the head came; the first event would come in 30 s
+        # gone before a single byte of the body: the stream ends now, not when it next has something to say
+        await asyncio.wait_for(upstream_plus.app.state.quiet_ended.wait(), 3)
+        assert client.gateway_app.state.upstream.in_flight == 0
+
+
+async def test_compressed_bytes_pass_as_the_service_sent_them(upstream_plus):
+    async with gateway(queue_url=upstream_plus.url) as client:
+        async with client.stream("GET", "/api/queue/gzip", headers={"Accept-Encoding": "gzip"}) as r:
+            raw = b"".join([chunk async for chunk in r.aiter_raw()])
+    assert r.headers["content-encoding"] == "gzip"
+    assert raw == GZIPPED
+
+
+async def test_a_head_request_answers_the_head_alone(upstream_plus):
+    async with gateway(queue_url=upstream_plus.url) as client:
+        head = await client.head("/api/queue/both")
+        get = await client.get("/api/queue/both")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"] == "12"
+    assert get.content == b"twelve bytes"
+
+
+async def test_a_header_value_that_is_not_utf8_is_refused_not_altered(upstream):
+    async with gateway(queue_url=upstream.url) as client:
+        r = await client.get("/api/queue/echo/headers", headers={"X-Applicant-Name": "张三".encode("gbk")})
+    body = assert_problem(r, 400, "invalid_header")
+    assert body["field"] == "x-applicant-name"
+
+
+async def test_a_method_the_proxy_does_not_forward_is_a_405_problem(upstream):
+    async with gateway(queue_url=upstream.url) as client:
+        r = await client.request("TRACE", "/api/queue/echo/headers")
+    assert_problem(r, 405, "method_not_allowed")
+
+
+async def test_an_unexpected_failure_in_the_proxy_is_a_500_problem(upstream, monkeypatch):
+    def broken(scope: dict[str, Any]) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(proxy_module, "_forward_headers", broken)
+    async with gateway(queue_url=upstream.url) as client:
+        r = await client.get("/api/queue/echo/headers")
+    # written by the error page, as for any route of the app: an answer, not a dropped connection
+    assert_problem(r, 500, "internal_error")
+
+
+async def test_proxied_requests_are_counted_under_the_route_template(upstream):
+    async with gateway(queue_url=upstream.url) as client:
+        await client.get("/api/queue/echo/files/7", headers={"X-Correlation-ID": "kiosk-7-req-43"})
+        metrics = (await client.get("/metrics")).text
+    counted = [line for line in metrics.splitlines() if line.startswith("http_requests_total{")
+               and 'service="gateway"' in line and 'route="/api/{service}/{path:path}"' in line]
+    assert counted, metrics
+
+
+async def test_the_collector_runs_less_often_while_the_gateway_runs(upstream):
+    before = gc.get_threshold()
+    async with gateway(queue_url=upstream.url, gc_threshold=12_345):
+        during = gc.get_threshold()
+    assert during == (12_345, *before[1:])
+    assert gc.get_threshold() == before
