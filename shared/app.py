@@ -54,6 +54,8 @@ def create_service_app(
         app.state.sessionmaker = make_sessionmaker(engine)
         async with AsyncExitStack() as stack:
             stack.push_async_callback(engine.dispose)
+            await app.state.calendar_cache.start(settings.database_url)
+            stack.push_async_callback(app.state.calendar_cache.stop)
             for hook in on_startup:
                 await hook(app, stack)
             log.info("started", extra={"event": "startup"})

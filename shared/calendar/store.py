@@ -9,9 +9,11 @@ rebuilds its snapshot when it moved, so no API process ever answers from a stale
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import date
 from typing import Annotated
 
+import asyncpg
 import chinese_calendar
 from fastapi import Depends, Request
 from sqlalchemy import delete, func, select
@@ -20,12 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import clock
 from shared.calendar.engine import OFFICIAL_YEARS, WorkCalendar, YearData
-from shared.db import SessionDep
+from shared.db import SessionDep, asyncpg_dsn
 from shared.events.catalog import CalendarChanged, CalendarDay
 from shared.events.consumer import ConsumerSpec
 from shared.events.envelope import Envelope
 from shared.events.topics import topic_for
 from shared.tables import calendar_overrides, calendar_scopes, calendar_years
+
+log = logging.getLogger("shared.calendar")
+NOTIFY_CHANNEL = "hall_calendar"
 
 
 def package_fingerprint() -> str:
@@ -64,12 +69,52 @@ async def load_calendar(session: AsyncSession) -> WorkCalendar:
 
 
 class CalendarCache:
-    """One per process: the snapshot for the latest version seen, rebuilt when the version moves."""
+    """One per process: the snapshot for the latest version seen, rebuilt when the version moves.
+
+    While a LISTEN connection on `hall_calendar` is up (`start`), a calendar write anywhere (it NOTIFYs
+    in its own transaction, delivered at commit) marks the snapshot stale and the next request reloads;
+    requests in between read no database at all. Without the listener (not started, or its connection
+    lost) every request compares `max(version)` instead, so a lost notification never means a stale
+    answer for longer than the listener's reconnect.
+    """
 
     def __init__(self) -> None:
         self._calendar: WorkCalendar | None = None
+        self._stale = True
+        self._listener: asyncpg.Connection | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None and not self._listener.is_closed()
+
+    async def start(self, database_url: str) -> None:
+        """Open the LISTEN connection (best effort: without it the cache checks the version per request)."""
+        try:
+            conn = await asyncpg.connect(asyncpg_dsn(database_url))
+            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+            conn.add_termination_listener(self._lost)
+            self._listener = conn
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("calendar cache cannot LISTEN; checking the version per request", extra={"error": repr(exc)})
+        self._stale = True
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            conn, self._listener = self._listener, None
+            await conn.close()
+
+    def _notified(self, *_: object) -> None:
+        self._stale = True
+
+    def _lost(self, *_: object) -> None:
+        self._listener = None
+        self._stale = True
 
     async def get(self, session: AsyncSession) -> WorkCalendar:
+        if self._calendar is not None and not self._stale and self.listening:
+            return self._calendar
+        # cleared before reading: a notification arriving during the read marks it stale again
+        self._stale = False
         version = await current_version(session)
         if self._calendar is None or self._calendar.version != version:
             self._calendar = await load_calendar(session)
@@ -111,6 +156,7 @@ async def write_scope(session: AsyncSession, change: CalendarChanged) -> bool:
             await session.execute(insert(calendar_years).values(
                 year=change.year, imported_at=clock.now(),
                 days=[d.model_dump(mode="json") for d in change.days]))
+    await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(change.calendar_version))))
     stmt = insert(calendar_scopes).values(scope=key, version=change.calendar_version,
                                           fingerprint=change.fingerprint, updated_at=clock.now())
     await session.execute(stmt.on_conflict_do_update(
