@@ -43,7 +43,8 @@ bench-calendar: install ## the engine, then the deadline endpoint through the ga
 bench-events: install ## relay throughput beside a raw producer; backlog drain after an outage
 	$(PY) bench/events_bench.py
 
-bench-feed: install ## commit-to-feed-client latency at 200 events/s
+bench-feed: install ## commit-to-consumer and commit-to-feed-client latency at 200 events/s; broker-to-feed
+	$(PY) bench/events_latency.py
 	$(PY) bench/feed_latency.py
 
 clean:

@@ -493,7 +493,9 @@ class _EventStreamResponse(StreamingResponse):
         keepalive = client.feed.keepalive_seconds
         while True:
             try:
-                sequence, frame = await asyncio.wait_for(client.queue.get(), keepalive)
+                # not wait_for: on 3.11 it can swallow the cancellation of a client that went away
+                async with asyncio.timeout(keepalive):
+                    sequence, frame = await client.queue.get()
             except TimeoutError:
                 # the queue is empty: every sequence <= cursor has been sent or did not match
                 if client.last_sent_id is None or client.cursor > client.last_sent_id:
