@@ -200,7 +200,7 @@ class Relay:
             except Exception as exc:  # a relay never dies: log, back off, reconnect
                 if stop.is_set():
                     break
-                log.warning("relay lost its database connection; reconnecting",
+                log.warning("relay stopped by an error (database away?); reconnecting",
                             extra={"event": "relay_db_error", "relay": self.service,
                                    "error": f"{type(exc).__name__}: {exc}"})
                 await _pause(stop, backoff.next())
