@@ -16,7 +16,6 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from shared.db import make_engine, make_sessionmaker
 from shared.events.catalog import CenterUpserted
 from shared.events.envelope import Envelope, EventData
 from shared.events.outbox import publish
@@ -32,20 +31,6 @@ class Noted(EventData):
 
     type: Literal["test.noted"] = "test.noted"
     n: int
-
-
-@pytest.fixture
-async def queue_db(service_databases):
-    db = service_databases("queue")
-    await db.reset()
-    return db
-
-
-@pytest.fixture
-async def sessions(queue_db):
-    engine = make_engine(queue_db.url, application_name="test-outbox")
-    yield make_sessionmaker(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

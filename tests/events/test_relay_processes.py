@@ -18,7 +18,6 @@ from typing import Literal
 import httpx
 import pytest
 
-from shared.db import make_engine, make_sessionmaker
 from shared.devinfra.postgres import free_port
 from shared.events.envelope import Envelope, EventData
 from shared.events.outbox import publish
@@ -68,20 +67,6 @@ def processes(tmp_path) -> Iterator[Processes]:
     procs = Processes(tmp_path)
     yield procs
     procs.kill_all()
-
-
-@pytest.fixture
-async def queue_db(service_databases):
-    db = service_databases("queue")
-    await db.reset()
-    return db
-
-
-@pytest.fixture
-async def sessions(queue_db):
-    engine = make_engine(queue_db.url, application_name="test-relay-processes")
-    yield make_sessionmaker(engine)
-    await engine.dispose()
 
 
 @pytest.fixture
