@@ -20,6 +20,7 @@ from shared.logging import correlation_id
 
 CORRELATION_HEADER = "X-Correlation-ID"
 _SAFE_CID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+_SAFE_PREFIX = re.compile(r"^/api/[a-z]{1,20}$")
 
 REQUESTS = Counter("http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"])
 LATENCY = Histogram(
@@ -64,7 +65,12 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers") or []).get(CORRELATION_HEADER.lower().encode(), b"").decode("latin-1")
+        headers = dict(scope.get("headers") or [])
+        prefix = headers.get(b"x-forwarded-prefix", b"").decode("latin-1")
+        if _SAFE_PREFIX.match(prefix) and not scope.get("root_path"):
+            # behind the gateway at /api/<svc>: the OpenAPI page and its "servers" point there
+            scope = {**scope, "root_path": prefix}
+        incoming = headers.get(CORRELATION_HEADER.lower().encode(), b"").decode("latin-1")
         cid = incoming if _SAFE_CID.match(incoming or "") else uuid.uuid4().hex
         token = correlation_id.set(cid)
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"

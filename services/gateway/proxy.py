@@ -38,7 +38,7 @@ HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"p
                         b"trailer", b"transfer-encoding", b"upgrade", b"host"})
 _CORRELATION = CORRELATION_HEADER.lower().encode()
 _FORWARDED_FOR = b"x-forwarded-for"
-_NOT_FROM_CLIENT = HOP_BY_HOP | {_CORRELATION, _FORWARDED_FOR}
+_NOT_FROM_CLIENT = HOP_BY_HOP | {_CORRELATION, _FORWARDED_FOR, b"x-forwarded-prefix"}
 # the gateway's own server and middleware write these on every answer; the service's copies would repeat them
 SET_BY_GATEWAY = frozenset({b"date", b"server", _CORRELATION})
 # RFC 3986 reserved and unreserved characters, and "%" so the client's own escapes pass unchanged
@@ -115,8 +115,10 @@ def _end_to_end(headers: Iterable[tuple[bytes, bytes]],
     return [(name, value) for name, value in headers if name not in drop]
 
 
-def _forward_headers(scope: Scope) -> tuple[list[tuple[str, str]], bool]:
-    """The request headers for the service, as aiohttp takes them, and whether the request has a body."""
+def _forward_headers(scope: Scope, prefix: str = "") -> tuple[list[tuple[str, str]], bool]:
+    """The request headers for the service, as aiohttp takes them, and whether the request has a body.
+
+    `X-Forwarded-Prefix` tells the service where the gateway mounts it (its docs and links then work)."""
     raw: list[tuple[bytes, bytes]] = scope["headers"]
     headers: list[tuple[str, str]] = []
     named: set[bytes] = set()
@@ -149,6 +151,8 @@ def _forward_headers(scope: Scope) -> tuple[list[tuple[str, str]], bool]:
     if host and (not chain or chain[-1] != host):
         chain.append(host)
     headers.append(("X-Forwarded-For", b", ".join(chain).decode("latin-1")))
+    if prefix:
+        headers.append(("X-Forwarded-Prefix", prefix))
     return headers, has_body
 
 
@@ -253,7 +257,7 @@ class Proxy:
         base = self.upstreams.get(service)
         if base is None:
             raise NotFound(f"no service named {service!r}", field="service", code="unknown_service")
-        headers, has_body = _forward_headers(scope)
+        headers, has_body = _forward_headers(scope, f"/api/{service}")
         target = f"{base}/{_raw_rest(scope, service, rest)}"
         if query := scope.get("query_string"):  # an empty query would leave a bare "?" on the target
             target += "?" + quote_from_bytes(query, safe=_QUERY_SAFE)

@@ -129,6 +129,15 @@ async def test_each_service_answers_under_its_own_name(hall_gateway, service):
     assert spec.json()["info"]["title"] == f"Hall {service} service"
 
 
+async def test_a_service_knows_where_the_gateway_mounts_it(hall_gateway):
+    docs = await hall_gateway.get("/api/cases/docs")
+    spec = await hall_gateway.get("/api/cases/openapi.json")
+    forged = await hall_gateway.get("/api/cases/openapi.json", headers={"X-Forwarded-Prefix": "/evil"})
+    assert docs.status_code == 200 and "/api/cases/openapi.json" in docs.text  # the page loads its spec
+    assert spec.json()["servers"] == [{"url": "/api/cases"}]  # "try it out" goes through the gateway
+    assert forged.json()["servers"] == [{"url": "/api/cases"}]  # the client's own prefix is not passed on
+
+
 async def test_a_post_reaches_queue_and_its_retry_replays_the_first_answer(hall_gateway, service_databases,
                                                                           tokens):
     await service_databases("queue").reset()
@@ -305,7 +314,8 @@ async def test_the_gateway_adds_no_headers_of_its_own(upstream):
         r = await client.get("/api/queue/echo/headers")
     # only what a proxy must add; an Accept-Encoding: gzip added here would get compressed bytes to a
     # caller that never asked for them
-    assert sorted(name for name, _ in r.json()["headers"]) == ["host", "x-correlation-id", "x-forwarded-for"]
+    assert sorted(name for name, _ in r.json()["headers"]) == [
+        "host", "x-correlation-id", "x-forwarded-for", "x-forwarded-prefix"]
 
 
 async def test_a_body_gets_only_its_framing_added(upstream):
@@ -318,9 +328,9 @@ async def test_a_body_gets_only_its_framing_added(upstream):
         streamed = await client.post("/api/queue/echo/headers", content=chunks())
     # no Content-Type: application/octet-stream of the gateway's own for a body that came without one
     assert sorted(name for name, _ in whole.json()["headers"]) == [
-        "content-length", "host", "x-correlation-id", "x-forwarded-for"]
+        "content-length", "host", "x-correlation-id", "x-forwarded-for", "x-forwarded-prefix"]
     assert sorted(name for name, _ in streamed.json()["headers"]) == [
-        "host", "transfer-encoding", "x-correlation-id", "x-forwarded-for"]
+        "host", "transfer-encoding", "x-correlation-id", "x-forwarded-for", "x-forwarded-prefix"]
     assert whole.json()["body_bytes"] == streamed.json()["body_bytes"] == len(b"reason=duplicate")
 
 
