@@ -101,7 +101,8 @@ def main() -> int:
         print(f"  gateway      {gateway}   health {gateway}/healthz", flush=True)
         for offset, service in enumerate(SERVICES):
             port = dev.first_service_port + offset
-            print(f"  {service:<12} {gateway}/api/{service}/   (direct http://{dev.host}:{port}/docs)", flush=True)
+            print(f"  {service:<12} {gateway}/api/{service}/   docs {gateway}/api/{service}/docs   "
+                  f"(direct :{port})", flush=True)
         print(f"  postgres     {server}", flush=True)
         print(f"  kafka        {env['HALL_KAFKA_BOOTSTRAP']}", flush=True)
         print(f"  logs         {var / 'log'}/", flush=True)
