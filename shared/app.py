@@ -23,7 +23,6 @@ from shared.pii import PersonalData
 from shared.settings import ServiceSettings
 
 log = logging.getLogger("shared.app")
-Hook = Callable[[FastAPI], Awaitable[Any]]
 
 
 def create_service_app(

@@ -37,7 +37,6 @@ class Role(StrEnum):
     SYSTEM_ADMIN = "system_admin"
 
 
-DEVICE_ROLES = {Role.KIOSK, Role.DISPLAY, Role.EVALUATOR}
 ALL_CENTERS = "*"
 
 

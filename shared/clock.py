@@ -76,11 +76,6 @@ def local_date(at: datetime) -> date:
     return at.astimezone(LOCAL_TZ).date()
 
 
-def local_midnight_utc(day: date) -> datetime:
-    """00:00 Asia/Shanghai on `day`, as a UTC instant."""
-    return datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ).astimezone(UTC)
-
-
 _clock: Clock = RealClock()
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from shared import clock
 from shared.db import make_sessionmaker, try_advisory_lock
 from shared.tables import periodic_jobs, timers
+from shared.waiting import pause
 
 log = logging.getLogger("shared.timers")
 
@@ -143,7 +144,7 @@ class TimerRunner:
                     log.exception("timer poll failed", extra={"event": "timer_poll_failed"})
                     delay = self.poll_interval
                 if delay > 0:
-                    await _wait(self._wake, delay)
+                    await pause(self._wake, delay)
                 self._wake.clear()
         finally:
             stopper.cancel()
@@ -297,7 +298,7 @@ class PeriodicRunner:
         while not stop.is_set():
             try:
                 if not await self._lead(job.name):
-                    await _wait(stop, self.takeover_interval)
+                    await pause(stop, self.takeover_interval)
                     continue
                 delay = await self.run_next(job)
                 failures = 0
@@ -310,7 +311,7 @@ class PeriodicRunner:
                                                              "failures": failures})
                 delay = min(self.retry_base * 2 ** (failures - 1), self.retry_max)
             if delay > 0:
-                await _wait(stop, delay)
+                await pause(stop, delay)
 
     async def run_next(self, job: PeriodicJob) -> float:
         """Run the job's next due moment if it is due (one transaction). Returns seconds until it is worth
@@ -389,13 +390,6 @@ def _real_seconds(delta: timedelta) -> float:
     """Real seconds until a span of clock time has passed (a simulated clock may run faster)."""
     speed = getattr(clock.get_clock(), "speed", 1.0)
     return max(delta.total_seconds() / speed, 0.0)
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(event.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
 
 
 async def _set_when(source: asyncio.Event, target: asyncio.Event) -> None:

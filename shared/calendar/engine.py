@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from types import MappingProxyType
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 import chinese_calendar.constants as _cc
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+from shared.clock import LOCAL_TZ
+
 _END_OF_DAY = time(23, 59, 59)
 _START_OF_DAY = time(0, 0, 0)
 

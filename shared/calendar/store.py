@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import clock
 from shared.calendar.engine import OFFICIAL_YEARS, WorkCalendar, YearData
 from shared.db import SessionDep, asyncpg_dsn
-from shared.events.catalog import CalendarChanged, CalendarDay
+from shared.events.catalog import CalendarChanged
 from shared.events.consumer import ConsumerSpec
 from shared.events.envelope import Envelope
 from shared.events.topics import topic_for
@@ -171,10 +171,6 @@ async def apply_calendar_changed(session: AsyncSession, envelope: Envelope) -> N
     change = envelope.payload()
     assert isinstance(change, CalendarChanged)
     await write_scope(session, change)
-
-
-def override_days(calendar_rows: list[tuple[date, bool, str | None]]) -> list[CalendarDay]:
-    return [CalendarDay(date=d, kind="working" if w else "holiday", name=r) for d, w, r in sorted(calendar_rows)]
 
 
 def calendar_consumer() -> ConsumerSpec:

@@ -20,9 +20,10 @@ from shared import devsecrets
 from shared.db import ensure_database
 from shared.devinfra.kafka import EmbeddedKafka
 from shared.devinfra.postgres import EmbeddedPostgres
+from shared.events.kafka import ensure_topics, new_admin
 from shared.migrate import SERVICES_WITH_DB, upgrade
 
-SERVICES = ("queue", "cases", "monitor", "notify")
+SERVICES = SERVICES_WITH_DB  # each has its own database and worker
 
 
 class DevSettings(BaseSettings):
@@ -46,6 +47,15 @@ def _server_url(dev: DevSettings, pg: EmbeddedPostgres | None) -> str:
 def _db_url(server_url: str, service: str) -> str:
     base = server_url.rsplit("/", 1)[0] if server_url.count("/") > 2 else server_url
     return f"{base}/hall_{service}"
+
+
+async def _create_topics(bootstrap: str) -> None:
+    admin = new_admin(bootstrap)
+    await admin.start()
+    try:
+        await ensure_topics(admin)
+    finally:
+        await admin.close()
 
 
 def main() -> int:
@@ -74,12 +84,16 @@ def main() -> int:
             env["HALL_KAFKA_BOOTSTRAP"] = kafka.bootstrap
         else:
             env["HALL_KAFKA_BOOTSTRAP"] = dev.kafka_bootstrap
+        # every topic with its declared partitions before any process asks for one (Tansu would
+        # auto-create a missing topic with 4 partitions on a reader's first metadata request)
+        asyncio.run(_create_topics(env["HALL_KAFKA_BOOTSTRAP"]))
         for offset, service in enumerate(SERVICES):
             url = _db_url(server, service)
             env[f"{service.upper()}_DATABASE_URL"] = url
             asyncio.run(ensure_database(url))
-            if service in SERVICES_WITH_DB:
-                upgrade(service, url)  # once here, so the processes below start without waiting on each other
+            # once here, so the API and worker processes below need not each run Alembic again
+            upgrade(service, url)
+            env.setdefault(f"{service.upper()}_MIGRATE_ON_START", "false")
             env[f"GATEWAY_{service.upper()}_URL"] = f"http://{dev.host}:{dev.first_service_port + offset}"
 
         def spawn(name: str, args: list[str]) -> None:

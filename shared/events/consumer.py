@@ -74,6 +74,7 @@ from shared import clock
 from shared.events.envelope import Envelope
 from shared.events.kafka import cluster_id, new_admin
 from shared.tables import dead_letters, inbox
+from shared.waiting import Backoff, pause
 
 log = logging.getLogger("shared.events.consumer")
 
@@ -260,24 +261,6 @@ def build_all(specs: Iterable[ConsumerSpec], settings: Any, sessionmaker: async_
 
 # --- the consumer ----------------------------------------------------------------------------------------
 
-class _Backoff:
-    def __init__(self, first: float, cap: float) -> None:
-        self.first, self.cap, self.current = first, cap, first
-
-    def next(self) -> float:
-        delay, self.current = self.current, min(self.cap, self.current * 2)
-        return delay
-
-    def reset(self) -> None:
-        self.current = self.first
-
-
-async def _pause(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep up to `seconds`, returning early when `stop` is set."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
 def _record_key(record: ConsumerRecord) -> str:
     key = record.key
     if isinstance(key, bytes):
@@ -337,7 +320,7 @@ class EventConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set. Broker and database trouble is waited out, never raised."""
-        backoff = _Backoff(self.retry_first, self.retry_max)
+        backoff = Backoff(self.retry_first, self.retry_max)
         try:
             while not stop.is_set():
                 try:
@@ -353,7 +336,7 @@ class EventConsumer:
                     log.warning("consumer lost the broker or database; starting again", extra={
                         "event": "consumer_restart", "consumer": self.id, "retry_in": delay,
                         "error": f"{type(exc).__name__}: {exc}"})
-                    await _pause(stop, delay)
+                    await pause(stop, delay)
         finally:
             await self._close_admin()
 
@@ -395,7 +378,7 @@ class EventConsumer:
                     FAILED.labels(**self._labels).inc()
                     batch = {}
                     next_check = 0.0  # on errors, look at the cluster id at once
-                    await _pause(stop, self.retry_first)
+                    await pause(stop, self.retry_first)
                 if batch:
                     if not await self._same_broker(consumer, stop):
                         continue  # fetched from a restarted broker at stale positions: re-read from the start
@@ -435,7 +418,7 @@ class EventConsumer:
 
     async def _handle_with_retry(self, record: ConsumerRecord, stop: asyncio.Event) -> Outcome | None:
         """Handle one record, retrying transient failures until it goes through; None if stopped first."""
-        backoff = _Backoff(self.retry_first, self.retry_max)
+        backoff = Backoff(self.retry_first, self.retry_max)
         while True:
             try:
                 outcome = await self.handle(record)
@@ -448,7 +431,7 @@ class EventConsumer:
                     "event": "consumer_retry", "consumer": self.id, "topic": record.topic,
                     "partition": record.partition, "offset": record.offset, "retry_in": delay,
                     "error": f"{type(exc).__name__}: {exc}"})
-                await _pause(stop, delay)
+                await pause(stop, delay)
                 if stop.is_set():
                     return None
                 continue
@@ -549,7 +532,7 @@ class EventConsumer:
 
     async def _wait_for_cluster_id(self, stop: asyncio.Event) -> str | None:
         """The broker's cluster id, waiting (with backoff) while it is away; None if stopped first."""
-        backoff = _Backoff(self.retry_first, self.retry_max)
+        backoff = Backoff(self.retry_first, self.retry_max)
         while not stop.is_set():
             try:
                 return await self._broker_cluster_id()
@@ -558,7 +541,7 @@ class EventConsumer:
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning("broker unavailable",
                             extra={"event": "consumer_broker_error", "consumer": self.id, "error": error})
-                await _pause(stop, backoff.next())
+                await pause(stop, backoff.next())
         return None
 
     async def _same_broker(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> bool:

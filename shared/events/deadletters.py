@@ -75,11 +75,11 @@ class ReplayResult:
 
 
 class DeadLetterNotFound(LookupError):
-    pass
+    """No dead letter with that id (404 over HTTP)."""
 
 
 class AlreadyResolved(Exception):
-    pass
+    """The dead letter was replayed or discarded already (409 over HTTP)."""
 
 
 # --- reading ---------------------------------------------------------------------------------------------

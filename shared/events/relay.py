@@ -57,6 +57,7 @@ from shared.events.envelope import Envelope
 from shared.events.kafka import cluster_id, ensure_topics, missing_topics, new_admin
 from shared.events.outbox import NOTIFY_CHANNEL
 from shared.events.topics import Topic, topic_for
+from shared.waiting import Backoff, pause
 
 log = logging.getLogger("shared.events.relay")
 
@@ -125,28 +126,6 @@ class _Broker:
                 await asyncio.wait_for(closing(), 10)
 
 
-class _Backoff:
-    def __init__(self, cap: float, first: float = 0.1) -> None:
-        self.cap, self.first, self.current = cap, first, first
-
-    def next(self) -> float:
-        delay, self.current = self.current, min(self.cap, self.current * 2)
-        return delay
-
-    def reset(self) -> None:
-        self.current = self.first
-
-
-async def _pause(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
-    """Sleep up to `seconds`, returning early when `stop` (or `wake`) is set."""
-    waiters = [asyncio.ensure_future(event.wait()) for event in (stop, wake) if event is not None]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
 class Relay:
     """The outbox relay of one service. `await relay.run(stop)` until `stop` is set.
 
@@ -188,7 +167,7 @@ class Relay:
     # --- leadership -------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = _Backoff(self.max_backoff, first=0.2)
+        backoff = Backoff(0.2, self.max_backoff)
         while not stop.is_set():
             conn: asyncpg.Connection | None = None
             try:
@@ -203,7 +182,7 @@ class Relay:
                 log.warning("relay stopped by an error (database away?); reconnecting",
                             extra={"event": "relay_db_error", "relay": self.service,
                                    "error": f"{type(exc).__name__}: {exc}"})
-                await _pause(stop, backoff.next())
+                await pause(stop, backoff.next())
             finally:
                 self._leader = False
                 if conn is not None:
@@ -216,7 +195,7 @@ class Relay:
                 self._leader = True
                 log.info("relay leads", extra={"event": "relay_leader", "relay": self.service})
                 return True
-            await _pause(stop, self.leader_retry)
+            await pause(stop, self.leader_retry)
         return False
 
     async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
@@ -226,7 +205,7 @@ class Relay:
         self._sequence_name = await conn.fetchval("SELECT pg_get_serial_sequence('outbox', 'sequence')")
         self._horizon_value = None
         broker: _Broker | None = None
-        backoff = _Backoff(self.max_backoff)
+        backoff = Backoff(0.1, self.max_backoff)
         next_check = next_prune = next_count = 0.0
         try:
             while not stop.is_set():
@@ -258,13 +237,13 @@ class Relay:
                         await broker.close()  # reopened, and the cluster id checked, on the next round
                         broker = None
                     await self._count_backlog(conn)
-                    await _pause(stop, delay)
+                    await pause(stop, delay)
                     continue
                 if clock.monotonic() >= next_count:
                     await self._count_backlog(conn)
                     next_count = clock.monotonic() + 1.0
                 if drained:
-                    await _pause(stop, self.poll_interval, wake)
+                    await pause(stop, self.poll_interval, wake)
         finally:
             if broker is not None:
                 await broker.close()
