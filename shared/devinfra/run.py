@@ -1,5 +1,6 @@
 """`make run`: the embedded PostgreSQL and broker (unless configured otherwise), every service and worker,
-and the gateway, as child processes; Ctrl-C (SIGINT) or SIGTERM stops them all and leaves nothing behind.
+and the gateway, as supervised child processes (shared.devinfra.supervisor): one that dies is restarted
+with backoff while the rest keep serving; Ctrl-C (SIGINT) or SIGTERM stops them all and leaves nothing behind.
 
 A second run reuses the data under var/. Everything is configured through HALL_DEV_* settings.
 """
@@ -7,9 +8,9 @@ A second run reuses the data under var/. Everything is configured through HALL_D
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,9 +18,12 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared import devsecrets
+from shared.clock import monotonic
 from shared.db import ensure_database
+from shared.devinfra.envoy import EmbeddedEnvoy, EnvoyValues, default_upstreams
 from shared.devinfra.kafka import EmbeddedKafka
 from shared.devinfra.postgres import EmbeddedPostgres
+from shared.devinfra.supervisor import ChildSpec, Process, Supervisor
 from shared.events.kafka import ensure_topics, new_admin
 from shared.migrate import SERVICES_WITH_DB, upgrade
 
@@ -36,12 +40,18 @@ class DevSettings(BaseSettings):
     kafka_port: int = 59092
     host: str = "127.0.0.1"
     gateway_port: int = 8000
-    first_service_port: int = 8001
+    first_service_port: int = 8001  # queue, cases, monitor, notify; then identity, terminals
+    envoy_admin_port: int = 9901  # loopback only
+    envoy_stats_port: int = 9902  # /stats/prometheus
+    envoy_concurrency: int = 1  # worker threads: one carries a county hall and leaves the cores to the services
     workers: bool = True
 
 
 def _server_url(dev: DevSettings, pg: EmbeddedPostgres | None) -> str:
-    return pg.url() if pg else dev.database_url.rstrip("/")  # type: ignore[union-attr]
+    if pg is not None:
+        return pg.url()
+    assert dev.database_url is not None  # no embedded server only when a URL is configured
+    return dev.database_url.rstrip("/")
 
 
 def _db_url(server_url: str, service: str) -> str:
@@ -51,11 +61,104 @@ def _db_url(server_url: str, service: str) -> str:
 
 async def _create_topics(bootstrap: str) -> None:
     admin = new_admin(bootstrap)
-    await admin.start()
+    await asyncio.wait_for(admin.start(), 20)
     try:
-        await ensure_topics(admin)
+        await asyncio.wait_for(ensure_topics(admin), 20)
     finally:
         await admin.close()
+
+
+class _Postmaster:
+    """The embedded server's postmaster, watched through its pid file: pg_ctl detaches it from us, so we
+    can neither wait for it nor learn its exit code."""
+
+    def __init__(self, pg: EmbeddedPostgres) -> None:
+        self.pid = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
+        self.data_dir = pg.data_dir
+
+    def poll(self) -> str | None:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return "an unknown status"
+        except PermissionError:
+            pass  # it exists, under another user
+        with contextlib.suppress(OSError, IndexError):  # a zombie nobody reaped is dead too
+            if Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return "an unknown status"
+        with contextlib.suppress(OSError):  # the pid taken by another process since
+            if str(self.data_dir).encode() not in Path(f"/proc/{self.pid}/cmdline").read_bytes():
+                return "an unknown status"
+        return None
+
+    def shut_down(self, timeout: float = 30) -> None:
+        """Fast shutdown by signal (SIGINT), then immediate (SIGQUIT): for when pg_ctl could not stop it."""
+        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 10.0)):
+            if self.poll() is not None:
+                return
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+            deadline = monotonic() + wait
+            while self.poll() is None and monotonic() < deadline:
+                time.sleep(0.1)
+
+
+def _postgres_spec(pg: EmbeddedPostgres) -> ChildSpec:
+    """The embedded PostgreSQL: restarted on its data directory, so nothing is lost but open transactions."""
+    started: list[_Postmaster] = []
+
+    def start() -> Process:
+        pg.start()
+        started[:] = [_Postmaster(pg)]
+        return started[0]
+
+    def stop() -> None:
+        pg.stop()
+        # pg_ctl runs as the server's user and fails if it can no longer reach the data directory (a
+        # parent made private meanwhile, as a new pytest session does to its temp root): signal it ourselves
+        for postmaster in started:
+            if postmaster.poll() is None:
+                print(f"postgres still running after pg_ctl stop; signalling its postmaster (pid {postmaster.pid})",
+                      flush=True)
+                postmaster.shut_down()
+
+    return ChildSpec("postgres", log=pg.data_dir / "server.log", start=start, stop=stop)
+
+
+def _kafka_spec(kafka: EmbeddedKafka) -> ChildSpec:
+    """The embedded broker: each start is empty with a fresh cluster id (kafka.py), and gets every topic with
+    its declared partitions at once, before a reader's metadata request makes Tansu auto-create one with 4.
+    The relays notice the new id and re-send what they keep; consumers and feeds read again from 0."""
+
+    def start() -> Process:
+        kafka.start()
+        assert kafka.process is not None
+        return kafka.process
+
+    return ChildSpec("kafka", log=kafka.log_path, start=start, stop=kafka.stop,
+                     after_start=lambda: asyncio.run(_create_topics(kafka.bootstrap)))
+
+
+def _uvicorn_spec(name: str, app: str, host: str, port: int, env: dict[str, str], var: Path) -> ChildSpec:
+    return ChildSpec(name, [sys.executable, "-m", "uvicorn", "--factory", app, "--host", host, "--port", str(port),
+                            "--no-access-log", "--timeout-graceful-shutdown", "5"],
+                     env=env, log=var / "log" / f"{name}.log")
+
+
+def _gateway_spec(dev: DevSettings, var: Path) -> ChildSpec:
+    """Envoy, the one public port, in front of every service: deploy/envoy/envoy.yaml.j2 rendered with the
+    development values into var/envoy/envoy.yaml at each start."""
+    values = EnvoyValues(listen_address=dev.host, listen_port=dev.gateway_port, admin_port=dev.envoy_admin_port,
+                         stats_port=dev.envoy_stats_port, upstreams=default_upstreams(dev.first_service_port, dev.host))
+    log = var / "log" / "gateway.log"
+    gateway = EmbeddedEnvoy(values, var / "envoy", log_path=log, concurrency=dev.envoy_concurrency)
+
+    def start() -> Process:
+        gateway.start()
+        assert gateway.process is not None
+        return gateway.process
+
+    return ChildSpec("gateway", log=log, start=start, stop=gateway.stop)
 
 
 def main() -> int:
@@ -63,56 +166,43 @@ def main() -> int:
     var = dev.var_dir.resolve()
     (var / "log").mkdir(parents=True, exist_ok=True)
     env = devsecrets.apply(var, dict(os.environ))
-    pg = kafka = None
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    supervisor = Supervisor()
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
     try:
+        pg = None
         if dev.database_url is None:
             pg = EmbeddedPostgres(var / "pg", dev.pg_port)
-            pg.start()
+            supervisor.start(_postgres_spec(pg))
         server = _server_url(dev, pg)
         if dev.kafka_bootstrap is None:
             kafka = EmbeddedKafka(dev.kafka_port, var / "log" / "kafka.log")
-            kafka.start()
+            supervisor.start(_kafka_spec(kafka))
             env["HALL_KAFKA_BOOTSTRAP"] = kafka.bootstrap
         else:
             env["HALL_KAFKA_BOOTSTRAP"] = dev.kafka_bootstrap
-        # every topic with its declared partitions before any process asks for one (Tansu would
-        # auto-create a missing topic with 4 partitions on a reader's first metadata request)
-        asyncio.run(_create_topics(env["HALL_KAFKA_BOOTSTRAP"]))
-        for offset, service in enumerate(SERVICES):
+            # every topic with its declared partitions before any process asks for one
+            asyncio.run(_create_topics(env["HALL_KAFKA_BOOTSTRAP"]))
+        for service in SERVICES:
             url = _db_url(server, service)
             env[f"{service.upper()}_DATABASE_URL"] = url
             asyncio.run(ensure_database(url))
             # once here, so the API and worker processes below need not each run Alembic again
             upgrade(service, url)
             env.setdefault(f"{service.upper()}_MIGRATE_ON_START", "false")
-            env[f"GATEWAY_{service.upper()}_URL"] = f"http://{dev.host}:{dev.first_service_port + offset}"
-
-        def spawn(name: str, args: list[str]) -> None:
-            log = open(var / "log" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-            proc = subprocess.Popen([sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-            children.append((name, proc))
-
+        if supervisor.stopping:  # Ctrl-C while migrating
+            return 0
         for offset, service in enumerate(SERVICES):
-            spawn(service, ["-m", "uvicorn", "--factory", f"services.{service}.main:create_app",
-                            "--host", dev.host, "--port", str(dev.first_service_port + offset),
-                            "--no-access-log", "--timeout-graceful-shutdown", "5"])
+            supervisor.start(_uvicorn_spec(service, f"services.{service}.main:create_app", dev.host,
+                                           dev.first_service_port + offset, env, var))
             if dev.workers and Path(f"services/{service}/worker.py").exists():
-                spawn(f"{service}-worker", ["-m", f"services.{service}.worker"])
-        spawn("gateway", ["-m", "uvicorn", "--factory", "services.gateway.main:create_app", "--host", dev.host,
-                          "--port", str(dev.gateway_port), "--no-access-log", "--timeout-graceful-shutdown", "5"])
+                supervisor.start(ChildSpec(f"{service}-worker", [sys.executable, "-m", f"services.{service}.worker"],
+                                           env=env, log=var / "log" / f"{service}-worker.log"))
+        supervisor.start(_gateway_spec(dev, var))
         gateway = f"http://{dev.host}:{dev.gateway_port}"
-        print("hall platform running (Ctrl-C stops everything)", flush=True)
-        print(f"  gateway      {gateway}   health {gateway}/healthz", flush=True)
+        print("hall platform running (a process that dies is restarted; Ctrl-C stops everything)", flush=True)
+        print(f"  gateway      {gateway}   health {gateway}/healthz   (Envoy; statistics "
+              f"http://{dev.host}:{dev.envoy_stats_port}/stats/prometheus)", flush=True)
         for offset, service in enumerate(SERVICES):
             port = dev.first_service_port + offset
             print(f"  {service:<12} {gateway}/api/{service}/   docs {gateway}/api/{service}/docs   "
@@ -121,31 +211,11 @@ def main() -> int:
         print(f"  kafka        {env['HALL_KAFKA_BOOTSTRAP']}", flush=True)
         print(f"  logs         {var / 'log'}/", flush=True)
         print("  dev token    .venv/bin/python -m shared.tokens --role system_admin --center '*'", flush=True)
-        watched = [*children, *([("kafka", kafka.process)] if kafka and kafka.process else [])]
-        while not stopping:
-            for name, proc in watched:
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; stopping (see {var / 'log' / name}.log)",
-                          flush=True)
-                    stopping = True
-            time.sleep(0.2)
-        return 0 if all(p.poll() in (None, 0) for _, p in watched) else 1
+        supervisor.run()
+        return 0
     finally:
         print("stopping...", flush=True)
-        for _, proc in children:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for _, proc in children:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        if kafka:
-            kafka.stop()
-        if pg:
-            pg.stop()
+        supervisor.stop_all()
         print("stopped", flush=True)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.requests import ClientDisconnect
 
 from shared.clock import monotonic
 
@@ -17,6 +19,7 @@ HOP_BY_HOP_OUT = {"Keep-Alive": "timeout=5", "Proxy-Authenticate": "Basic realm=
                   "Connection": "x-upstream-private", "X-Upstream-Private": "1", "X-Upstream-Kept": "1"}
 
 NOTICE_DISPOSITION = 'attachment; filename="受理通知书.pdf"'
+GZIPPED = gzip.compress("受理通知 ".encode() * 100)
 
 
 async def _sleep_unless_disconnected(request: Request, seconds: float) -> bool:
@@ -29,12 +32,20 @@ async def _sleep_unless_disconnected(request: Request, seconds: float) -> bool:
     return True
 
 
-def create_upstream_app() -> FastAPI:
-    """`app.state.frames` records (frame number, monotonic time) as /stream produces each frame;
-    `app.state.upload_started` is set when /upload receives its first bytes."""
-    app = FastAPI(title="gateway test upstream")
+def reset(app: FastAPI) -> None:
+    """Fresh per-test records: `frames` (frame number, monotonic time) as /stream produces each frame,
+    `upload_started` when an upload's first bytes arrive, `uploads` how /cut uploads ended,
+    `quiet_ended` when /quiet's stream ends."""
     app.state.frames = []
     app.state.upload_started = asyncio.Event()
+    app.state.uploads = []
+    app.state.upload_ended = asyncio.Event()
+    app.state.quiet_ended = asyncio.Event()
+
+
+def create_upstream_app() -> FastAPI:
+    app = FastAPI(title="gateway test upstream")
+    reset(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -95,5 +106,45 @@ def create_upstream_app() -> FastAPI:
              "body_bytes": len(body)},
             headers=HOP_BY_HOP_OUT,
         )
+
+    @app.post("/cut")
+    async def cut(request: Request) -> dict[str, int]:
+        """Record whether an upload arrived whole or was cut short."""
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if chunk:
+                    app.state.upload_started.set()
+        except ClientDisconnect:
+            app.state.uploads.append(("cut", size))
+            raise
+        finally:
+            app.state.upload_ended.set()
+        app.state.uploads.append(("complete", size))
+        return {"bytes": size}
+
+    @app.get("/gzip")
+    async def compressed() -> Response:
+        """Compressed bytes, as a service may send them."""
+        return Response(GZIPPED, media_type="text/plain", headers={"Content-Encoding": "gzip"})
+
+    @app.get("/quiet")
+    async def quiet() -> StreamingResponse:
+        """An event stream that has nothing to say for a long while."""
+
+        async def produce() -> AsyncIterator[bytes]:
+            try:
+                await asyncio.sleep(30)
+                yield b"data: late\n\n"
+            finally:
+                app.state.quiet_ended.set()
+
+        return StreamingResponse(produce(), media_type="text/event-stream")
+
+    @app.api_route("/both", methods=["GET", "HEAD"])
+    async def both() -> Response:
+        """GET and HEAD."""
+        return Response(b"twelve bytes", media_type="text/plain")
 
     return app

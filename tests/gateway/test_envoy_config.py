@@ -1,0 +1,75 @@
+"""The one template: the files compose and Kubernetes use are what it renders today, and Envoy itself
+accepts every profile's file (`envoy --mode validate`, which knows every field and extension)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from shared.devinfra import envoy
+from tests.conftest import ROOT
+
+
+def test_the_committed_compose_and_kubernetes_files_are_rendered_from_the_template():
+    stale = [str(path.relative_to(ROOT)) for path, text in envoy.rendered_files().items()
+             if not path.exists() or path.read_text() != text]
+    assert not stale, f"run `make envoy-config`: {stale}"
+
+
+@pytest.mark.parametrize("profile", envoy.PROFILES)
+def test_envoy_accepts_each_profile(profile):
+    envoy.validate(envoy.rendered_path(profile))
+
+
+def test_envoy_accepts_the_development_file(tmp_path):
+    path = tmp_path / "envoy.yaml"
+    path.write_text(envoy.render(envoy.EnvoyValues()))
+    envoy.validate(path)
+
+
+def test_a_broken_file_is_refused_with_envoys_reason(tmp_path):
+    path = tmp_path / "envoy.yaml"
+    path.write_text(envoy.render(envoy.EnvoyValues()).replace("stream_idle_timeout:", "stream_idle_timeuot:"))
+    with pytest.raises(ValueError, match="stream_idle_timeuot"):
+        envoy.validate(path)
+
+
+def test_compose_and_kubernetes_mount_the_rendered_files():
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    gateway = compose["services"]["gateway"]
+    assert gateway["image"].startswith("envoyproxy/envoy:v1.40")
+    assert "./envoy/rendered/compose.yaml:/etc/envoy/envoy.yaml:ro" in gateway["volumes"]
+    deployment, _service = yaml.safe_load_all((ROOT / "deploy" / "k8s" / "gateway.yaml").read_text())
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    configmap = yaml.safe_load(envoy.K8S_CONFIGMAP.read_text())
+    assert volumes == [{"name": "config", "configMap": {"name": configmap["metadata"]["name"]}}]
+    assert configmap["data"]["envoy.yaml"] == envoy.rendered_path("kubernetes").read_text()
+
+
+def test_every_upstream_of_a_profile_is_placed_and_no_stray_name_is_accepted(tmp_path, monkeypatch):
+    for profile in envoy.PROFILES:
+        values = envoy.profile_values(profile)
+        assert all(up.host != "127.0.0.1" for up in values.upstreams), profile
+    (tmp_path / "values").mkdir()
+    (tmp_path / "values" / "typo.yaml").write_text("upstream_addresses: {quuee: 'q:80'}\n")
+    monkeypatch.setattr(envoy, "ENVOY_DIR", tmp_path)
+    with pytest.raises(ValueError, match="quuee"):
+        envoy.profile_values("typo")
+
+
+def test_the_check_command_fails_on_a_stale_file(tmp_path, monkeypatch):
+    target = tmp_path / "compose.yaml"
+    target.write_text("# edited by hand\n")
+    monkeypatch.setattr(envoy, "rendered_files", lambda: {target: "the template's text\n"})
+    assert envoy.main(["check"]) == 1
+    assert envoy.main(["render"]) == 0 and target.read_text() == "the template's text\n"
+    assert envoy.main(["check"]) == 0
+
+
+def test_the_render_command_runs_as_make_calls_it():
+    result = subprocess.run([sys.executable, "-m", "shared.devinfra.envoy", "check"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
