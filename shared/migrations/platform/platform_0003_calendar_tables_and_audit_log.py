@@ -1,8 +1,10 @@
-"""calendar tables and audit log
+"""platform tables: calendar tables and audit log
 
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-26 00:50:51.085921
+Until issue 17 each service's tree carried a copy of it as its own 0003.
+
+Revision ID: platform_0003
+Revises: platform_0002
+Create Date: 2026-11-26 00:50:49.966694
 """
 from collections.abc import Sequence
 
@@ -10,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0003'
-down_revision: str | None = '0002'
+revision: str = 'platform_0003'
+down_revision: str | None = 'platform_0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,8 +1,11 @@
-"""platform tables
+"""platform tables: daily counters and idempotency keys
 
-Revision ID: 0001
-Revises: 
-Create Date: 2026-11-26 00:41:30.581334
+First revision of the `platform` branch (shared/tables.py). Until issue 17 each service's tree carried
+a copy of it as its own 0001.
+
+Revision ID: platform_0001
+Revises:
+Create Date: 2026-11-26 00:41:30.252613
 """
 from collections.abc import Sequence
 
@@ -10,9 +13,9 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0001'
+revision: str = 'platform_0001'
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = ('platform',)
 depends_on: str | Sequence[str] | None = None
 
 

@@ -1,17 +1,21 @@
-"""center read copy: centres as published by the queue service (center.upserted)
+"""centre read copy: centres as published by the queue service (center.upserted)
 
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-26 00:57:07.652270
+The `center_copy` branch: the table of shared/readcopy.py's CenterCopyColumns, for the services that keep
+a read copy of the queue's centres (not queue, which owns them). Until issue 17 cases, monitor and notify
+each carried a copy of it as their own 0004.
+
+Revision ID: center_copy_0001
+Revises:
+Create Date: 2026-11-26 00:57:07.249503
 """
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0004'
-down_revision: str | None = '0003'
-branch_labels: str | Sequence[str] | None = None
+revision: str = 'center_copy_0001'
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = ('center_copy',)
 depends_on: str | Sequence[str] | None = None
 
 

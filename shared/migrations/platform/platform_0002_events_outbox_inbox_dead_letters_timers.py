@@ -1,8 +1,10 @@
-"""events outbox inbox dead letters timers
+"""platform tables: events outbox, inbox, dead letters, timers
 
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-26 00:43:54.009335
+Until issue 17 each service's tree carried a copy of it as its own 0002.
+
+Revision ID: platform_0002
+Revises: platform_0001
+Create Date: 2026-11-26 00:43:53.857924
 """
 from collections.abc import Sequence
 
@@ -10,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0002'
-down_revision: str | None = '0001'
+revision: str = 'platform_0002'
+down_revision: str | None = 'platform_0001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
