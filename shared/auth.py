@@ -8,6 +8,7 @@ with `Principal.check_center` / `check_department`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, Request
 
 from shared import clock
@@ -71,12 +73,15 @@ class TokenVerifier:
     public_key: str
     issuer: str
     audience: str
-    _key: Any = field(init=False, repr=False, compare=False)
-    _decode: Any = field(init=False, repr=False, compare=False)
+    _key: Ed25519PublicKey = field(init=False, repr=False, compare=False)
+    _decode: Callable[[str], dict[str, Any]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # parsed once: handing pyjwt the PEM text would parse it again on every request
-        object.__setattr__(self, "_key", serialization.load_pem_public_key(self.public_key.encode()))
+        key = serialization.load_pem_public_key(self.public_key.encode())
+        if not isinstance(key, Ed25519PublicKey):  # else every token would fail as "invalid", one by one
+            raise ValueError(f"the token-verifying key must be an Ed25519 public key, not {type(key).__name__}")
+        object.__setattr__(self, "_key", key)
         # a terminal sends the same token for its whole life: check each signature once (~0.2 ms);
         # expiry is still checked on every request below. Failures raise, so they are never cached.
         object.__setattr__(self, "_decode", lru_cache(maxsize=4096)(self._decode_signed))
@@ -144,7 +149,8 @@ async def optional_principal(request: Request) -> Principal | None:
     token = _bearer(request)
     if token is None:
         return None
-    principal = request.app.state.token_verifier.verify(token)
+    verifier: TokenVerifier = request.app.state.token_verifier
+    principal = verifier.verify(token)
     request.state.principal = principal
     return principal
 
@@ -159,7 +165,7 @@ OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 
 
-def require(*roles: Role):
+def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency admitting only the given roles: `Depends(require(Role.CENTER_ADMIN))`."""
     allowed = set(roles)
 

@@ -37,7 +37,8 @@ def ensure(var_dir: Path) -> dict[str, str]:
     """Load var/secrets/dev.json, creating it on first use (mode 0600)."""
     path = var_dir / "secrets" / "dev.json"
     if path.exists():
-        return json.loads(path.read_text())
+        stored: dict[str, str] = json.loads(path.read_text())  # written below from generate()
+        return stored
     path.parent.mkdir(parents=True, exist_ok=True)
     secrets = generate()
     tmp = path.with_suffix(".tmp")

@@ -108,11 +108,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"field": _field_name(e.get("loc", ())), "location": (e.get("loc") or ["body"])[0],
-                   "reason": e.get("msg", "invalid"), "type": e.get("type")} for e in exc.errors()]
-        first = errors[0] if errors else {"field": None, "reason": "invalid request"}
-        detail = f"{first['field']}: {first['reason']}" if first.get("field") else first["reason"]
+                   "reason": str(e.get("msg", "invalid")), "type": e.get("type")} for e in exc.errors()]
+        field: str | None = errors[0]["field"] if errors else None
+        reason: str = errors[0]["reason"] if errors else "invalid request"
+        detail = f"{field}: {reason}" if field else reason
         return problem(422, "validation_failed", detail, instance=request.url.path, errors=errors,
-                       field=first.get("field"))
+                       field=field)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -3,13 +3,14 @@ each other's databases). Centres, for now: cases, monitor and notify keep the qu
 
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import BigInteger, DateTime, String, select
+from sqlalchemy import BigInteger, DateTime, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql import FromClause
 
 from shared.auth import CurrentUser
 from shared.db import SessionDep
@@ -27,6 +28,9 @@ class CenterCopyColumns:
     __table_args__: Any = {
         "comment": "Read copy of queue's centres, from center.upserted (never written by this service)",
     }
+    if TYPE_CHECKING:
+        # what declarative mapping gives each concrete subclass (typing only, as DeclarativeBase declares it)
+        __table__: ClassVar[FromClause]
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -48,6 +52,9 @@ class CenterOut(BaseModel):
 
 def center_consumer(model: type[CenterCopyColumns]) -> ConsumerSpec:
     """The consumer that keeps `model` equal to the queue's centres."""
+    table = model.__table__
+    if not isinstance(table, Table):  # a declarative class with a __tablename__ is always mapped to a Table
+        raise TypeError(f"{model.__name__} is not mapped to a table")
 
     async def copy_center(session: AsyncSession, envelope: Envelope) -> None:
         """center.upserted -> the read copy, unless a newer event of that centre was applied."""
@@ -55,7 +62,7 @@ def center_consumer(model: type[CenterCopyColumns]) -> ConsumerSpec:
         assert isinstance(center, CenterUpserted)
         if envelope.sequence is None:
             raise ValueError("center.upserted carries no outbox sequence: cannot order it")
-        await upsert_read_copy(session, model, {
+        await upsert_read_copy(session, table, {
             "id": center.id, "name": center.name, "address": center.address,
             "updated_at": envelope.occurred_at, "last_event_sequence": envelope.sequence,
         })

@@ -52,4 +52,4 @@ class ServiceSettings(BaseSettings):
     db_max_overflow: int = 5
     db_pool_timeout: float = 10.0
     migrate_on_start: bool = True
-    hall: HallSettings = Field(default_factory=HallSettings)  # type: ignore[arg-type]
+    hall: HallSettings = Field(default_factory=HallSettings)

@@ -80,11 +80,11 @@ async def schedule(session: AsyncSession, kind: str, key: str, due_at: datetime,
                                "attempts": 0, "last_error": None}
     if rearm:
         changes["fired_at"] = None
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[timers.c.kind, timers.c.key], set_=changes,
         where=None if rearm else timers.c.fired_at.is_(None),
     ).returning(timers.c.id)
-    return (await session.execute(stmt)).first() is not None
+    return (await session.execute(upsert)).first() is not None
 
 
 async def cancel(session: AsyncSession, kind: str, key: str) -> bool:
@@ -122,7 +122,7 @@ class TimerRunner:
 
     def backoff(self, attempts: int) -> timedelta:
         """How much later a timer is tried again after its `attempts`-th failure (bounded)."""
-        return min(self.retry_base * (2 ** min(max(attempts - 1, 0), 20)), self.retry_max)
+        return min(self.retry_base * (1 << min(max(attempts - 1, 0), 20)), self.retry_max)
 
     def wake(self) -> None:
         """Poll now (e.g. after scheduling a timer due at once, or after moving a test clock)."""

@@ -130,11 +130,12 @@ async def serve_worker(service_name: str, settings: ServiceSettings, *, consumer
 
 
 def _build(spec: ComponentSpec, context: WorkerContext) -> Component:
-    if not isinstance(spec, type) and callable(getattr(spec, "run", None)):
-        return spec  # type: ignore[return-value]
+    # a class has `run` too (unbound): only an instance is a component, a class is a factory
+    if not isinstance(spec, type) and isinstance(spec, Component):
+        return spec
     if callable(spec):
         component = spec(context)
-        if callable(getattr(component, "run", None)):
+        if isinstance(component, Component):
             return component
     raise TypeError(f"{spec!r} is neither a component (async run(stop)) nor a factory of one")
 
@@ -166,8 +167,9 @@ def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
 
 async def _supervise(components: Sequence[tuple[str, Component]], stop: asyncio.Event, grace: float) -> int:
     """Run the components until `stop`; a component that fails stops them all (exit code 1)."""
-    tasks = {asyncio.create_task(component.run(stop), name=name): name for name, component in components}
-    stopping = asyncio.create_task(stop.wait())
+    tasks: dict[asyncio.Task[object], str] = {
+        asyncio.create_task(component.run(stop), name=name): name for name, component in components}
+    stopping: asyncio.Task[object] = asyncio.create_task(stop.wait())
     exit_code = 0
     running = set(tasks)
     try:

@@ -12,13 +12,13 @@ from shared.calendar.csvio import (
     year_to_json,
 )
 from shared.calendar.engine import (
-    LOCAL_TZ,
     OFFICIAL_YEARS,
     DaySource,
     OverrideKind,
     WorkCalendar,
     YearData,
 )
+from shared.clock import LOCAL_TZ
 
 __all__ = [
     "LOCAL_TZ",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Annotated
 
@@ -51,7 +52,8 @@ async def current_version(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.coalesce(func.max(calendar_scopes.c.version), 0))) or 0)
 
 
-def year_data_from_days(year: int, days: list[dict]) -> YearData:
+def year_data_from_days(year: int, days: Sequence[Mapping[str, str]]) -> YearData:
+    """A stored `calendar_years.days` list (as `year_to_json` writes it) back to its YearData."""
     holidays = {date.fromisoformat(d["date"]) for d in days if d["kind"] == "holiday"}
     workdays = {date.fromisoformat(d["date"]) for d in days if d["kind"] == "working"}
     names = {date.fromisoformat(d["date"]): d["name"] for d in days if d.get("name")}

@@ -55,9 +55,10 @@ import re
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -65,7 +66,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import Table, delete, func, select, tuple_
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -73,8 +74,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared import clock
 from shared.events.envelope import Envelope
 from shared.events.kafka import cluster_id, new_admin
+from shared.settings import ServiceSettings
 from shared.tables import dead_letters, inbox
 from shared.waiting import Backoff, pause
+
+if TYPE_CHECKING:
+    from shared.worker import WorkerContext  # typing only: the worker module brings uvicorn and alembic
 
 log = logging.getLogger("shared.events.consumer")
 
@@ -185,7 +190,8 @@ async def insert_dead_letter(session: AsyncSession, consumer: str, key: str, eve
             .values(consumer=consumer, key=key, event_id=event_id, kind=kind, envelope=dict(envelope),
                     error=error, created_at=clock.now())
             .returning(dead_letters.c.id))
-    return (await session.execute(stmt)).scalar_one()
+    dead_letter_id: int = (await session.execute(stmt)).scalar_one()
+    return dead_letter_id
 
 
 async def refresh_gauges(session: AsyncSession, consumer: str) -> tuple[int, int]:
@@ -206,10 +212,12 @@ async def prune_inbox(session: AsyncSession, older_than: datetime, *, consumer: 
     if consumer is not None:
         doomed = doomed.where(inbox.c.consumer == consumer)
     stmt = delete(inbox).where(tuple_(inbox.c.consumer, inbox.c.event_id).in_(doomed.limit(chunk)))
-    return (await session.execute(stmt)).rowcount or 0
+    # through the session's connection, whose execute() is typed to return the CursorResult with rowcount
+    connection = await session.connection()
+    return (await connection.execute(stmt)).rowcount or 0
 
 
-async def upsert_read_copy(session: AsyncSession, model: Any, values: Mapping[str, Any], *,
+async def upsert_read_copy(session: AsyncSession, table: Table, values: Mapping[str, Any], *,
                            sequence_column: str = "last_event_sequence") -> bool:
     """Insert or update one row of a read copy, unless the stored row came from a newer event.
 
@@ -217,23 +225,24 @@ async def upsert_read_copy(session: AsyncSession, model: Any, values: Mapping[st
     an older or repeated event changes nothing, so reference data re-sent after the inbox forgot it, or
     arriving out of order, is harmless. Returns True if the row was written.
     """
-    table = model.__table__
     stmt = pg_insert(table).values(**values)
     updates = {name: stmt.excluded[name] for name in values if name not in table.primary_key.columns}
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=list(table.primary_key.columns), set_=updates,
         where=table.c[sequence_column] < stmt.excluded[sequence_column],
     ).returning(table.c[sequence_column])
-    return (await session.execute(stmt)).first() is not None
+    return (await session.execute(upsert)).first() is not None
 
 
 # --- specs: what a service declares, what the worker starts -----------------------------------------
 
-class ConsumerSpec(NamedTuple):
+@dataclass(frozen=True)
+class ConsumerSpec:
     """One consumer of a service: `CONSUMERS = [ConsumerSpec("centers", (topic,), {type: handler})]`.
 
     Calling a spec with the worker's context builds its EventConsumer, so a list of specs can be handed to
-    `shared.worker.run_worker(consumers=...)` as it is.
+    `shared.worker.run_worker(consumers=...)` as it is. (A dataclass, not a NamedTuple: mypy does not
+    count a NamedTuple's `__call__`, so a spec would not pass as the worker's component factory.)
     """
 
     name: str
@@ -247,13 +256,13 @@ class ConsumerSpec(NamedTuple):
         return EventConsumer(self.name, bootstrap, topics, self.handlers, sessionmaker, service=service,
                              **options)
 
-    def __call__(self, context: Any) -> EventConsumer:
-        """Factory form for the worker: `context` has .service, .bootstrap and .sessionmaker."""
+    def __call__(self, context: WorkerContext) -> EventConsumer:
+        """Factory form for the worker: the consumer of `context.service`, on its broker and database."""
         return self.build(context.service, context.bootstrap, context.sessionmaker)
 
 
-def build_all(specs: Iterable[ConsumerSpec], settings: Any, sessionmaker: async_sessionmaker[AsyncSession],
-              **options: Any) -> list[EventConsumer]:
+def build_all(specs: Iterable[ConsumerSpec], settings: ServiceSettings,
+              sessionmaker: async_sessionmaker[AsyncSession], **options: Any) -> list[EventConsumer]:
     """The consumers of `specs` for a service's settings (its service_name and hall.kafka_bootstrap)."""
     return [spec.build(settings.service_name, settings.hall.kafka_bootstrap, sessionmaker, **options)
             for spec in specs]

@@ -276,7 +276,7 @@ class Relay:
             self._horizon_value = None  # everything up to it is out: take a new horizon next time
         if not rows:
             return True
-        futures: list[asyncio.Future] = []
+        futures: list[asyncio.Future[object]] = []  # each resolves to the broker's RecordMetadata
         send_error: BaseException | None = None
         producer_header = self.service.encode()
         for row in rows:
@@ -312,7 +312,8 @@ class Relay:
     async def _horizon(self, conn: asyncpg.Connection) -> int:
         """The highest sequence below which no transaction can still commit a row (see module docstring)."""
         row = await conn.fetchrow(f"SELECT last_value, is_called FROM {self._sequence_name}")
-        high = row["last_value"] if row["is_called"] else row["last_value"] - 1
+        assert row is not None  # a sequence relation always has exactly one row
+        high: int = row["last_value"] if row["is_called"] else row["last_value"] - 1
         # read after the sequence: whoever drew a sequence <= high holds the lock now or has finished
         writing = {r[0] for r in await conn.fetch(_WRITERS)}
         self._stuck_writers &= writing

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from datetime import date
 
+from fastapi import FastAPI
 from prometheus_client import Gauge
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.cases.calendar.schemas import OverridesIn
 from shared import clock
@@ -115,6 +117,8 @@ async def note_fallback(session: AsyncSession, calendar: WorkCalendar, years: li
                           subject=f"calendar:fallback:{year}", center_id=None)
 
 
-async def check_package_at_startup(app, stack) -> None:  # noqa: ANN001 - a create_service_app hook
-    async with app.state.sessionmaker() as session, session.begin():
+async def check_package_at_startup(app: FastAPI, stack: AsyncExitStack) -> None:
+    """A `create_service_app` startup hook: record a change of the installed chinese_calendar package."""
+    sessionmaker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+    async with sessionmaker() as session, session.begin():
         await check_package(session)
