@@ -6,6 +6,7 @@ killed service is restarted and healthy again."""
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -157,8 +158,12 @@ class Launch:
 
 
 @pytest.fixture
-def launch(tmp_path):
-    run = Launch(tmp_path / "var")
+def launch(request):
+    # under the checkout's var/, not pytest's tmp_path: the embedded server runs as the `pgserver` user, and
+    # another pytest session on the machine resets /tmp/pytest-of-root to 0700 under it
+    var = ROOT / "var" / f"test-e2e-{os.getpid()}-{request.node.name[:40]}"
+    shutil.rmtree(var, ignore_errors=True)
+    run = Launch(var)
     yield run
     if run.proc and run.proc.poll() is None:  # a test that failed half-way: stop the hall it started
         try:
@@ -169,6 +174,7 @@ def launch(tmp_path):
     for p in run.tree:
         if p.is_running():
             p.kill()
+    shutil.rmtree(var, ignore_errors=True)
 
 
 def test_make_run_starts_everything_stops_cleanly_and_keeps_data(launch):
