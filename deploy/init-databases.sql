@@ -3,3 +3,4 @@ CREATE DATABASE hall_queue;
 CREATE DATABASE hall_cases;
 CREATE DATABASE hall_monitor;
 CREATE DATABASE hall_notify;
+CREATE DATABASE hall_identity;

@@ -1,6 +1,6 @@
 """Development secrets: generated once under var/secrets/ so `make run` needs nothing by hand.
 
-Production sets the same HALL_* / GATEWAY_* / NOTIFY_* variables from its secret store instead.
+Production sets the same HALL_* / IDENTITY_* / NOTIFY_* variables from its secret store instead.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def generate() -> dict[str, str]:
     seal_private, seal_public = new_seal_keypair()
     return {
         "HALL_JWT_PUBLIC_KEY": public_pem,
-        "GATEWAY_JWT_PRIVATE_KEY": private_pem,
+        "IDENTITY_JWT_PRIVATE_KEY": private_pem,  # the identity service signs every token
+        "GATEWAY_JWT_PRIVATE_KEY": private_pem,  # the same key, the name `python -m shared.tokens` reads
         "HALL_PII_HASH_KEY": base64.b64encode(os.urandom(32)).decode(),
         "HALL_PII_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
         "HALL_NOTIFY_SEAL_PUBLIC_KEY": seal_public,
@@ -38,6 +39,9 @@ def ensure(var_dir: Path) -> dict[str, str]:
     path = var_dir / "secrets" / "dev.json"
     if path.exists():
         stored: dict[str, str] = json.loads(path.read_text())  # written below from generate()
+        if "IDENTITY_JWT_PRIVATE_KEY" not in stored and "GATEWAY_JWT_PRIVATE_KEY" in stored:
+            # written before the identity service: its signing key is the one the services already trust
+            stored["IDENTITY_JWT_PRIVATE_KEY"] = stored["GATEWAY_JWT_PRIVATE_KEY"]
         return stored
     path.parent.mkdir(parents=True, exist_ok=True)
     secrets = generate()

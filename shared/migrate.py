@@ -56,6 +56,7 @@ SHARED_BRANCHES: dict[str, tuple[str, ...]] = {
     "cases": ("platform", "center_copy"),
     "monitor": ("platform", "center_copy"),
     "notify": ("platform", "center_copy"),
+    "identity": ("platform",),
 }
 SERVICES_WITH_DB = tuple(SHARED_BRANCHES)
 

@@ -57,6 +57,20 @@ def mask_id_card(v: str) -> str:
     return v[:4] + "*" * (len(v) - 8) + v[-4:]
 
 
+def normalize_email(value: str) -> str:
+    """An e-mail address, lower-cased; only its shape is checked (one @, a dot in the domain)."""
+    v = value.strip().lower()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v):
+        raise PersonalDataError("email", "must be an e-mail address")
+    return v
+
+
+def mask_email(v: str) -> str:
+    """`zhang.san@example.cn` -> `z***@example.cn`."""
+    local, _, domain = v.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
 def mask_phone(v: str) -> str:
     """`13812345678` -> `138****5678`."""
     return v[:3] + "****" + v[-4:]
@@ -131,6 +145,18 @@ class PersonalData:
         v = normalize_phone(raw)
         return {"hash": keyed_hash(self._hash_key, "phone", v), "masked": mask_phone(v),
                 "encrypted": encrypt(self._enc_key, v), "sealed_for_notify": seal(self._notify_public, v)}
+
+    def email(self, raw: str) -> dict[str, str]:
+        v = normalize_email(raw)
+        return {"hash": keyed_hash(self._hash_key, "email", v), "masked": mask_email(v),
+                "encrypted": encrypt(self._enc_key, v), "sealed_for_notify": seal(self._notify_public, v)}
+
+    def seal_for_notify(self, plaintext: str) -> str:
+        return seal(self._notify_public, plaintext)
+
+    def keyed_hash(self, kind: str, value: str) -> str:
+        """The deployment's keyed hash of any value (e.g. a device key: long and random, so HMAC suffices)."""
+        return keyed_hash(self._hash_key, kind, value)
 
     def hash_id_card(self, raw: str) -> str:
         return keyed_hash(self._hash_key, "id", normalize_id_card(raw))

@@ -43,7 +43,7 @@ from shared.settings import ServiceSettings
 log = logging.getLogger("shared.worker")
 
 # the order `make run` starts the services in: WORKER_HEALTH_PORT_BASE + this index is a worker's port
-SERVICE_ORDER = ("queue", "cases", "monitor", "notify")
+SERVICE_ORDER = ("queue", "cases", "monitor", "notify", "identity")
 
 
 class WorkerOptions(BaseSettings):

@@ -68,12 +68,12 @@ class LocalReply(BaseModel):
 
 
 def default_upstreams(first_port: int = 8001, host: str = "127.0.0.1") -> list[Upstream]:
-    """queue, cases, monitor, notify on consecutive ports; identity and terminals after them, routed
-    already but not counted in /healthz until their services exist."""
+    """queue, cases, monitor, notify, identity on consecutive ports; terminals after them, routed already
+    but not counted in /healthz until its service exists."""
     names = ["queue", "cases", "monitor", "notify"]
     ups = [Upstream(name=n, prefix=f"/api/{n}", host=host, port=first_port + i) for i, n in enumerate(names)]
     ups[1].upload_prefixes = ["/calendar/years/", "/imports/"]
-    ups += [Upstream(name="identity", prefix="/api/auth", host=host, port=first_port + 4, in_health=False),
+    ups += [Upstream(name="identity", prefix="/api/auth", host=host, port=first_port + 4),
             Upstream(name="terminals", prefix="/ui", host=host, port=first_port + 5, in_health=False)]
     return ups
 

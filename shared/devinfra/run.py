@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import secrets
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -161,6 +164,22 @@ def _gateway_spec(dev: DevSettings, var: Path) -> ChildSpec:
     return ChildSpec("gateway", log=log, start=start, stop=gateway.stop)
 
 
+def _demo_admin(var: Path, env: dict[str, str]) -> tuple[str, str]:
+    """On the first start, a system admin `admin` with a random password kept in var/secrets/demo-admin.json
+    (development only: a real install creates its admins with `python -m services.identity.cli`)."""
+    path = var / "secrets" / "demo-admin.json"
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored["username"], stored["password"]
+    username, password = "admin", secrets.token_urlsafe(12)
+    subprocess.run([sys.executable, "-m", "services.identity.cli", "create-system-admin", "--username", username,
+                    "--display-name", "演示管理员", "--password", password],
+                   env=env, check=True, capture_output=True, timeout=120)
+    path.write_text(json.dumps({"username": username, "password": password}))
+    path.chmod(0o600)
+    return username, password
+
+
 def main() -> int:
     dev = DevSettings()
     var = dev.var_dir.resolve()
@@ -192,6 +211,7 @@ def main() -> int:
             env.setdefault(f"{service.upper()}_MIGRATE_ON_START", "false")
         if supervisor.stopping:  # Ctrl-C while migrating
             return 0
+        admin, password = _demo_admin(var, env)
         for offset, service in enumerate(SERVICES):
             supervisor.start(_uvicorn_spec(service, f"services.{service}.main:create_app", dev.host,
                                            dev.first_service_port + offset, env, var))
@@ -210,6 +230,9 @@ def main() -> int:
         print(f"  postgres     {server}", flush=True)
         print(f"  kafka        {env['HALL_KAFKA_BOOTSTRAP']}", flush=True)
         print(f"  logs         {var / 'log'}/", flush=True)
+        print(f"  log in       curl -X POST {gateway}/api/auth/login -H 'Content-Type: application/json' "
+              f"-d '{{\"username\": \"{admin}\", \"password\": \"{password}\"}}'   "
+              f"(demo system admin; var/secrets/demo-admin.json)", flush=True)
         print("  dev token    .venv/bin/python -m shared.tokens --role system_admin --center '*'", flush=True)
         supervisor.run()
         return 0

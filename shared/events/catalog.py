@@ -60,3 +60,37 @@ class CalendarFallbackUsed(EventData):
 
     year: int
     first_used_for: date
+
+
+@event_model
+class UserUpserted(EventData):
+    """A staff account was created or changed (identity). Reference data: kept for ever in the outbox.
+
+    Contacts travel masked (for display) and sealed for notify (only notify can open them)."""
+
+    type: Literal["user.upserted"] = "user.upserted"
+    version: ClassVar[int] = 1
+    reference: ClassVar[bool] = True
+
+    id: str
+    display_name: str
+    post_title: str | None = None
+    photo_url: str | None = None
+    role: str
+    centers: list[str] = []
+    department: str | None = None
+    email_masked: str | None = None
+    email_sealed: str | None = None
+    phone_masked: str | None = None
+    phone_sealed: str | None = None
+    active: bool = True
+
+
+@event_model
+class UserDeactivated(EventData):
+    """A staff account was deactivated (identity): its sessions are ended, it can no longer sign in."""
+
+    type: Literal["user.deactivated"] = "user.deactivated"
+    version: ClassVar[int] = 1
+
+    id: str

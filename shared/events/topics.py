@@ -26,7 +26,7 @@ TOPICS: dict[str, Topic] = {
         Topic("hall.cases.v1", "cases", 12, "subject"),
         Topic("hall.monitor.v1", "monitor", 6, "subject"),
         Topic("hall.notify.v1", "notify", 6, "subject"),
-        Topic("hall.gateway.v1", "gateway", 3, "subject"),
+        Topic("hall.identity.v1", "identity", 3, "subject"),
     )
 }
 

@@ -52,7 +52,7 @@ class Launch:
         self.var = var
         self.gateway_port = free_port()
         self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("HALL_", "GATEWAY_", "NOTIFY_", "QUEUE_", "CASES_", "MONITOR_"))}
+                    if not k.startswith(("HALL_", "GATEWAY_", "NOTIFY_", "QUEUE_", "CASES_", "MONITOR_", "IDENTITY_"))}
         self.env.update({
             "HALL_DEV_VAR_DIR": str(var), "HALL_DEV_PG_PORT": str(free_port()),
             "HALL_DEV_KAFKA_PORT": str(free_port()), "HALL_DEV_GATEWAY_PORT": str(self.gateway_port),
@@ -185,7 +185,13 @@ def test_make_run_starts_everything_stops_cleanly_and_keeps_data(launch):
     for service in ("queue", "cases", "monitor", "notify"):
         r = httpx.get(f"{launch.url}/api/{service}/healthz", timeout=5)
         assert r.json() == {"status": "ok", "service": service}
-    headers = {"Authorization": f"Bearer {launch.token()}"}
+    # the demo system admin make run creates on its first start, logged in through the gateway as printed
+    demo = json.loads((launch.var / "secrets" / "demo-admin.json").read_text())
+    assert f'"password": "{demo["password"]}"' in launch.output()
+    login = httpx.post(f"{launch.url}/api/auth/login", timeout=10,
+                       json={"username": demo["username"], "password": demo["password"]})
+    assert login.status_code == 200, login.text
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
     created = httpx.post(f"{launch.url}/api/queue/centers", json={"id": "320102", "name": "玄武区政务服务中心"},
                          headers=headers, timeout=10)
     assert created.status_code == 201, created.text
