@@ -1,4 +1,4 @@
-"""Who is calling: Ed25519-signed JWTs from the gateway, verified here against the shared clock.
+"""Who is calling: Ed25519-signed JWTs from the gateway, their expiry checked against real wall time.
 
 Services only verify; the gateway (and `python -m shared.tokens` for development) signs. Every
 endpoint takes `CurrentUser`, or `require(Role.X, ...)`, and checks the centre / department it touches
@@ -31,6 +31,7 @@ class Role(StrEnum):
     KIOSK = "kiosk"
     DISPLAY = "display"
     EVALUATOR = "evaluator"
+    TERMINAL = "terminal"  # a window terminal (窗口终端): bound to a centre and a window
     CLERK = "clerk"
     CHIEF_REP = "chief_rep"
     HALL_MANAGER = "hall_manager"
@@ -90,7 +91,7 @@ class TokenVerifier:
         try:
             return jwt.decode(
                 token, self._key, algorithms=[ALGORITHM], audience=self.audience, issuer=self.issuer,
-                # expiry and not-before are checked below against the shared clock, not the wall clock
+                # expiry and not-before are checked below, on every call (this decode is cached)
                 options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
                          "require": ["exp", "sub", "role", "iat"]},
             )
@@ -101,7 +102,9 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Principal:
         claims = self._decode(token)
-        now = clock.now()
+        # wall time, not the business clock: Envoy checks the same `exp` at the edge and cannot read a
+        # simulated or fixed clock, so a fresh token must stay fresh whatever the hall's "now" is
+        now = clock.wall_now()
         if datetime.fromtimestamp(claims["exp"], now.tzinfo) + LEEWAY <= now:
             raise Unauthorized("token has expired", field="Authorization", code="token_expired")
         if "nbf" in claims and datetime.fromtimestamp(claims["nbf"], now.tzinfo) - LEEWAY > now:
@@ -123,8 +126,8 @@ def mint_token(private_key_pem: str, *, subject: str, role: Role | str, centers:
                window: str | None = None, department: str | None = None, device: str | None = None,
                ttl: timedelta = timedelta(minutes=15), issuer: str = "hall-gateway", audience: str = "hall",
                issued_at: datetime | None = None) -> str:
-    """Sign a token (the gateway's job; also the dev-token command and tests)."""
-    iat = issued_at or clock.now()
+    """Sign a token (the gateway's job; also the dev-token command and tests); `iat` and `exp` in wall time."""
+    iat = issued_at or clock.wall_now()
     claims: dict[str, Any] = {
         "sub": subject, "role": str(Role(role)), "centers": centers or [], "iat": int(iat.timestamp()),
         "exp": int((iat + ttl).timestamp()), "iss": issuer, "aud": audience, "jti": uuid.uuid4().hex,
@@ -145,8 +148,23 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
+FEED_TOKEN_PARAM = "access_token"
+
+
 async def optional_principal(request: Request) -> Principal | None:
+    return _principal(request, _bearer(request))
+
+
+async def feed_optional_principal(request: Request) -> Principal | None:
+    """For feed routes only: a browser's EventSource cannot send headers, so `?access_token=` also counts
+    (the header wins when both are sent). Ordinary routes never read the query for a token."""
     token = _bearer(request)
+    if token is None:
+        token = request.query_params.get(FEED_TOKEN_PARAM) or None
+    return _principal(request, token)
+
+
+def _principal(request: Request, token: str | None) -> Principal | None:
     if token is None:
         return None
     verifier: TokenVerifier = request.app.state.token_verifier
@@ -161,8 +179,17 @@ async def current_principal(principal: Annotated[Principal | None, Depends(optio
     return principal
 
 
+async def current_feed_principal(principal: Annotated[Principal | None, Depends(feed_optional_principal)]
+                                 ) -> Principal:
+    if principal is None:
+        raise Unauthorized("a bearer token (or ?access_token= on a feed) is required", field="Authorization",
+                           code="missing_token")
+    return principal
+
+
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 CurrentUser = Annotated[Principal, Depends(current_principal)]
+CurrentFeedUser = Annotated[Principal, Depends(current_feed_principal)]
 
 
 def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:

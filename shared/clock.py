@@ -71,6 +71,13 @@ def monotonic() -> float:
     return time.monotonic()
 
 
+def wall_now() -> datetime:
+    """The real wall-clock instant in UTC, whatever the process clock: token lifetimes (`iat`, `exp`) count
+    in it everywhere, because Envoy checks them at the edge and cannot read a simulated clock. Business
+    logic keeps `now()`."""
+    return datetime.now(UTC)
+
+
 def local_date(at: datetime) -> date:
     """The Asia/Shanghai business date of an instant."""
     return at.astimezone(LOCAL_TZ).date()

@@ -461,15 +461,16 @@ class _EventStreamResponse(StreamingResponse):
         pump = asyncio.create_task(self._pump(send))
         gone = asyncio.create_task(_disconnected(receive))
         closed = asyncio.create_task(client.closed.wait())
+        expiry = asyncio.create_task(_token_expiry(client))
         try:
             done, _ = await asyncio.wait({pump, gone, closed}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             feed._disconnect(client, "shutdown")
             raise
         finally:
-            for task in (pump, gone, closed):
+            for task in (pump, gone, closed, expiry):
                 task.cancel()
-            await asyncio.gather(pump, gone, closed, return_exceptions=True)
+            await asyncio.gather(pump, gone, closed, expiry, return_exceptions=True)
         if client.reason is None:
             failed = pump in done and pump.exception() is not None
             feed._disconnect(client, "error" if failed else "client")
@@ -507,6 +508,17 @@ class _EventStreamResponse(StreamingResponse):
                 if sequence is not None:
                     client.last_sent_id = sequence
             await send({"type": "http.response.body", "body": frame, "more_body": True})
+
+
+async def _token_expiry(client: _Client) -> None:
+    """End the stream when the caller's token expires (wall time, as the token counts it): a browser's
+    EventSource then reconnects, and its page gives it a fresh `?access_token=`."""
+    principal = getattr(client.request.state, "principal", None)
+    exp = principal.claims.get("exp") if principal is not None else None
+    if not isinstance(exp, int | float):
+        return
+    await asyncio.sleep(max(exp - clock.wall_now().timestamp(), 0.0))
+    client.feed._disconnect(client, "token_expired")
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from shared.auth import CurrentUser, Principal, Role
+from shared.auth import CurrentFeedUser, Principal, Role
 from shared.errors import Forbidden
 from shared.feeds import Feed
 from shared.settings import ServiceSettings
@@ -12,7 +12,7 @@ from shared.settings import ServiceSettings
 DISPLAY_ROLES = {Role.DISPLAY, Role.HALL_MANAGER, Role.CLERK, Role.SUPERVISOR, Role.CENTER_ADMIN, Role.SYSTEM_ADMIN}
 
 
-async def display_viewer(user: CurrentUser, center: Annotated[str, Query(pattern=r"^[A-Za-z0-9]{2,32}$")]) -> Principal:
+async def display_viewer(user: CurrentFeedUser, center: Annotated[str, Query(pattern=r"^[A-Za-z0-9]{2,32}$")]) -> Principal:
     """A display device or staff member of the centre the stream is filtered to (`?center=` is required)."""
     if user.role not in DISPLAY_ROLES:
         raise Forbidden(f"role {user.role} may not watch the hall display feed", code="wrong_role")

@@ -83,3 +83,14 @@ def test_ruff_rejects_a_planted_wall_clock_read(tmp_path):
     clean = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "shared/clock.py"], cwd=ROOT,
                            capture_output=True, text=True, timeout=60)
     assert clean.returncode == 0, clean.stdout
+
+
+def test_wall_time_ignores_the_installed_business_clock():
+    # token lifetimes count in wall time: a fixed or simulated hall clock must not move them
+    previous = clock.set_clock(clock.FixedClock(datetime(2001, 1, 1, tzinfo=UTC)))
+    try:
+        wall = clock.wall_now()
+        assert clock.now().year == 2001
+        assert wall.tzinfo is not None and wall.year >= 2025
+    finally:
+        clock.set_clock(previous)

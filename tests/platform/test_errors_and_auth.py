@@ -56,14 +56,87 @@ async def test_missing_token_is_401(service_client):
     assert body["instance"] == "/centers"
 
 
-async def test_token_expires_when_the_shared_clock_moves(service_client, tokens, fixed_clock):
+async def test_a_business_clock_far_from_now_does_not_expire_a_fresh_token(service_client, tokens, fixed_clock):
+    # token lifetimes count in wall time (Envoy checks them too and cannot read the hall's clock)
     token = tokens.mint("system_admin", ["*"], ttl=timedelta(minutes=10))
+    answers = []
     async with service_client("queue") as client:
-        ok = await client.get("/centers", headers={"Authorization": f"Bearer {token}"})
-        assert ok.status_code == 200
-        fixed_clock.advance(minutes=11)
+        for shift in (timedelta(days=800), timedelta(days=-1600)):
+            fixed_clock.advance(shift)
+            answers.append(await client.get("/centers", headers={"Authorization": f"Bearer {token}"}))
+    assert [a.status_code for a in answers] == [200, 200], answers[-1].text
+
+
+async def test_a_token_past_its_expiry_in_wall_time_is_401(service_client, tokens, fixed_clock):
+    from shared.clock import wall_now
+
+    fixed_clock.set(wall_now() - timedelta(days=30))  # the business clock is no excuse either way
+    token = tokens.mint("system_admin", ["*"], ttl=timedelta(minutes=10),
+                        issued_at=wall_now() - timedelta(minutes=11))
+    async with service_client("queue") as client:
         r = await client.get("/centers", headers={"Authorization": f"Bearer {token}"})
     assert_problem(r, 401, "token_expired", field="Authorization")
+
+
+def token_app(public_key: str):
+    from fastapi import FastAPI
+
+    from shared.auth import CurrentFeedUser, CurrentUser, TokenVerifier
+    from shared.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+    app.state.token_verifier = TokenVerifier(public_key, "hall-gateway", "hall")
+
+    @app.get("/feeds/x")
+    async def feed(user: CurrentFeedUser) -> dict[str, str]:
+        return {"sub": user.subject}
+
+    @app.get("/centers")
+    async def ordinary(user: CurrentUser) -> dict[str, str]:
+        return {"sub": user.subject}
+
+    return app
+
+
+async def test_access_token_in_the_query_counts_on_a_feed_route_only(tokens, secrets):
+    import httpx
+
+    token = tokens.mint("display", ["320102"], subject="display-1")
+    app = token_app(secrets["HALL_JWT_PUBLIC_KEY"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        feed = await client.get("/feeds/x", params={"access_token": token})
+        ordinary = await client.get("/centers", params={"access_token": token})
+    assert feed.status_code == 200 and feed.json() == {"sub": "display-1"}
+    assert_problem(ordinary, 401, "missing_token")  # ordinary routes never read the query for a token
+
+
+async def test_a_feed_stream_ends_at_its_tokens_expiry(tokens, secrets):
+    import asyncio
+
+    import httpx
+    from fastapi import Depends
+
+    from shared.auth import current_feed_principal
+    from shared.clock import monotonic, wall_now
+    from shared.feeds import Feed
+    from tests.gateway.test_gateway import serving
+
+    app = token_app(secrets["HALL_JWT_PUBLIC_KEY"])
+    feed = Feed("127.0.0.1:1", "hall.test.v1", name="expiry-test", ready_timeout=0.05, keepalive_seconds=0.2)
+    app.include_router(feed.router("/feeds/live", dependencies=[Depends(current_feed_principal)]))
+    # expires about 2 s from now (whole seconds in the token, 5 s leeway only at verification)
+    token = tokens.mint("display", ["320102"], ttl=timedelta(minutes=10),
+                        issued_at=wall_now() - timedelta(minutes=10) + timedelta(seconds=2))
+    async with serving(app) as running, httpx.AsyncClient(base_url=running.url, timeout=10) as client:
+        started = monotonic()
+        async with client.stream("GET", "/feeds/live", params={"access_token": token}) as r:
+            assert r.status_code == 200
+            body = b"".join([chunk async for chunk in r.aiter_raw()])
+        elapsed = monotonic() - started
+    assert b"keep-alive" in body  # it was live until then
+    assert elapsed < 4, elapsed  # ended by the server at expiry, not held open
+    await asyncio.sleep(0)
 
 
 async def test_tampered_signature_is_401(service_client, tokens):
