@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Annotated
@@ -17,7 +18,7 @@ from typing import Annotated
 import asyncpg
 import chinese_calendar
 from fastapi import Depends, Request
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,6 +71,14 @@ async def load_calendar(session: AsyncSession) -> WorkCalendar:
     return WorkCalendar(imported_years=years, overrides=overrides, version=version)
 
 
+_CACHES: weakref.WeakSet[CalendarCache] = weakref.WeakSet()
+
+
+def _mark_caches_stale(*_: object) -> None:
+    for cache in list(_CACHES):
+        cache.mark_stale()
+
+
 class CalendarCache:
     """One per process: the snapshot for the latest version seen, rebuilt when the version moves.
 
@@ -84,6 +93,11 @@ class CalendarCache:
         self._calendar: WorkCalendar | None = None
         self._stale = True
         self._listener: asyncpg.Connection | None = None
+        _CACHES.add(self)
+
+    def mark_stale(self) -> None:
+        """The next request reloads (a write of this process committed: its NOTIFY may arrive later)."""
+        self._stale = True
 
     @property
     def listening(self) -> bool:
@@ -159,6 +173,9 @@ async def write_scope(session: AsyncSession, change: CalendarChanged) -> bool:
                 year=change.year, imported_at=clock.now(),
                 days=[d.model_dump(mode="json") for d in change.days]))
     await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(change.calendar_version))))
+    # the NOTIFY reaches this process's own listener some time after the commit; the request that wrote
+    # must not be followed by an answer from the old calendar, so this process's caches go stale at commit
+    event.listen(session.sync_session, "after_commit", _mark_caches_stale, once=True)
     stmt = insert(calendar_scopes).values(scope=key, version=change.calendar_version,
                                           fingerprint=change.fingerprint, updated_at=clock.now())
     await session.execute(stmt.on_conflict_do_update(
