@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import credentials, repository
@@ -162,7 +163,10 @@ async def create_user(ctx: Context, session: AsyncSession, data: UserIn, actor: 
                 active=True, created_at=now, updated_at=now)
     _contacts(ctx, user, data.email, data.phone)
     session.add(user)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # the same name created at the same instant by another request
+        raise Conflict(f"user {data.username} already exists", field="username", code="user_exists") from exc
     await _publish_user(ctx, session, user, data.email, data.phone)
     return user
 

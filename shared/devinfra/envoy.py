@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -164,6 +163,13 @@ def rendered_path(profile: str) -> Path:
     return ENVOY_DIR / "rendered" / f"{profile}.yaml"
 
 
+class _LiteralDumper(yaml.SafeDumper):
+    """Multi-line strings as `|` blocks: the ConfigMap's envoy.yaml stays readable in review."""
+
+
+_LiteralDumper.add_representer(str, lambda dumper, value: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None))
+
 K8S_CONFIGMAP = ROOT / "deploy" / "k8s" / "gateway-envoy-config.yaml"
 
 
@@ -172,12 +178,7 @@ def k8s_configmap(config: str) -> str:
     header = "# Rendered by `make envoy-config` from deploy/envoy/rendered/kubernetes.yaml; do not edit.\n"
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hall-gateway-envoy"},
             "data": {"envoy.yaml": config}}
-    class Literal(yaml.SafeDumper):
-        pass
-
-    Literal.add_representer(str, lambda dumper, value: dumper.represent_scalar(
-        "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None))
-    return header + yaml.dump(body, Dumper=Literal, allow_unicode=True, sort_keys=False, width=200)
+    return header + yaml.dump(body, Dumper=_LiteralDumper, allow_unicode=True, sort_keys=False, width=200)
 
 
 def rendered_files() -> dict[Path, str]:
@@ -267,15 +268,6 @@ def wait_ready(admin_url: str, process: subprocess.Popen[bytes] | None, timeout:
             pass
         time.sleep(0.05)
     raise TimeoutError("envoy did not become ready")
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def main(argv: list[str]) -> int:

@@ -164,17 +164,21 @@ def _gateway_spec(dev: DevSettings, var: Path) -> ChildSpec:
     return ChildSpec("gateway", log=log, start=start, stop=gateway.stop)
 
 
-def _demo_admin(var: Path, env: dict[str, str]) -> tuple[str, str]:
+def _demo_admin(var: Path, env: dict[str, str]) -> tuple[str, str] | None:
     """On the first start, a system admin `admin` with a random password kept in var/secrets/demo-admin.json
-    (development only: a real install creates its admins with `python -m services.identity.cli`)."""
+    (development only: a real install creates its admins with `python -m services.identity.cli`). None if
+    it cannot be created (an `admin` already in a database kept from before): make run goes on without."""
     path = var / "secrets" / "demo-admin.json"
     if path.exists():
         stored: dict[str, str] = json.loads(path.read_text())
         return stored["username"], stored["password"]
     username, password = "admin", secrets.token_urlsafe(12)
-    subprocess.run([sys.executable, "-m", "services.identity.cli", "create-system-admin", "--username", username,
-                    "--display-name", "演示管理员", "--password", password],
-                   env=env, check=True, capture_output=True, timeout=120)
+    created = subprocess.run([sys.executable, "-m", "services.identity.cli", "create-system-admin",
+                              "--username", username, "--display-name", "演示管理员", "--password", password],
+                             env=env, capture_output=True, text=True, timeout=120)
+    if created.returncode != 0:
+        print(f"  no demo admin: {created.stderr.strip().splitlines()[-1:] or created.returncode}", flush=True)
+        return None
     path.write_text(json.dumps({"username": username, "password": password}))
     path.chmod(0o600)
     return username, password
@@ -211,7 +215,7 @@ def main() -> int:
             env.setdefault(f"{service.upper()}_MIGRATE_ON_START", "false")
         if supervisor.stopping:  # Ctrl-C while migrating
             return 0
-        admin, password = _demo_admin(var, env)
+        demo = _demo_admin(var, env)
         for offset, service in enumerate(SERVICES):
             supervisor.start(_uvicorn_spec(service, f"services.{service}.main:create_app", dev.host,
                                            dev.first_service_port + offset, env, var))
@@ -230,9 +234,10 @@ def main() -> int:
         print(f"  postgres     {server}", flush=True)
         print(f"  kafka        {env['HALL_KAFKA_BOOTSTRAP']}", flush=True)
         print(f"  logs         {var / 'log'}/", flush=True)
-        print(f"  log in       curl -X POST {gateway}/api/auth/login -H 'Content-Type: application/json' "
-              f"-d '{{\"username\": \"{admin}\", \"password\": \"{password}\"}}'   "
-              f"(demo system admin; var/secrets/demo-admin.json)", flush=True)
+        if demo is not None:
+            print(f"  log in       curl -X POST {gateway}/api/auth/login -H 'Content-Type: application/json' "
+                  f"-d '{{\"username\": \"{demo[0]}\", \"password\": \"{demo[1]}\"}}'   "
+                  f"(demo system admin; var/secrets/demo-admin.json)", flush=True)
         print("  dev token    .venv/bin/python -m shared.tokens --role system_admin --center '*'", flush=True)
         supervisor.run()
         return 0

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import importlib
 import json
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
@@ -93,6 +94,7 @@ async def envoy(ports: dict[str, int], **values: Any) -> AsyncIterator[httpx.Asy
             yield client
     finally:
         await asyncio.to_thread(gateway.stop)
+        await asyncio.to_thread(shutil.rmtree, work, True)
 
 
 async def eventually(check: Any, within: float = 10) -> Any:
