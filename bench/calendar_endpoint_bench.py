@@ -1,7 +1,8 @@
 """Benchmark of the deadline endpoint through the gateway (Envoy), beside a bare endpoint of the same service.
 
 `GET /api/cases/calendar/deadline?...` (JWT check, the calendar, the engine) against `GET /api/cases/healthz`
-(no auth, no database: the service's own liveness route, which Envoy forwards; not Envoy's /healthz) of the
+(no database: the service's own liveness route, which Envoy forwards once the edge has checked the token;
+not Envoy's /healthz) of the
 same cases process behind the same Envoy, alternating, so the ratio shows what the calendar endpoint costs
 beyond a request's fixed cost (HTTP, middleware, the hop). Both carry the same bearer token. Real processes:
 an embedded PostgreSQL 18, the cases service as a uvicorn subprocess, Envoy (one worker thread) with `make
@@ -46,8 +47,9 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="calendar-bench-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         wrk = gb.setup_wrk(work, options)
-        cases, token, postmaster = gb.start_cases(stack, work)
-        envoy = gb.start_envoy(stack, work, {}, cases.port)
+        secrets = gb.devsecrets.generate()
+        cases, token, postmaster = gb.start_cases(stack, work, secrets)
+        envoy = gb.start_envoy(stack, work, {}, cases.port, secrets["HALL_JWT_PUBLIC_KEY"])
         auth = {"Authorization": f"Bearer {token}"}
         cpu = gb.watch(cases, envoy, postmaster)
         targets = [gb.Target("healthz", envoy.url + BARE, auth, is_cases_health, cpu, via_envoy=True),

@@ -5,7 +5,8 @@ requests/s >= 0.9 and added p50 <= 0.5 ms for a bare endpoint at 50 and 200 conn
 requests/s >= 0.9 for the authenticated calendar deadline endpoint of the real cases service.
 
 - bare: ``GET /ping`` of a tiny FastAPI app answering ``{"ok": true}`` (no middleware, no database), so the
-  hop is all that differs; through Envoy ``/api/queue/ping``.
+  hop is all that differs; through Envoy ``/api/queue/ping`` with a bearer token, which the edge verifies
+  (jwt_authn, its verdict cached as a terminal's token is), as on every /api route.
 - deadline: ``GET /calendar/deadline?from=...&working_days=...&center=...`` of the cases service (JWT check,
   the calendar, the engine; an embedded PostgreSQL 18 behind it) with a clerk's bearer token; through Envoy
   ``/api/cases/calendar/deadline?...``.
@@ -231,16 +232,15 @@ def start_bare(stack: contextlib.ExitStack, work: Path) -> Server:
     return server
 
 
-def start_cases(stack: contextlib.ExitStack, work: Path) -> tuple[Server, str, int]:
-    """An embedded PostgreSQL with the cases schema, the cases service on it, a clerk's token for 320102, and
-    the postmaster's pid."""
+def start_cases(stack: contextlib.ExitStack, work: Path, secrets: dict[str, str]) -> tuple[Server, str, int]:
+    """An embedded PostgreSQL with the cases schema, the cases service on it (with `secrets`, from
+    devsecrets.generate()), a clerk's token for 320102, and the postmaster's pid."""
     pg = EmbeddedPostgres(work / "pg", free_port(), fast_unsafe=True)
     stack.callback(pg.destroy)
     pg.start()
     url = pg.url("bench_cases")
     asyncio.run(ensure_database(url))
     upgrade("cases", url)
-    secrets = devsecrets.generate()
     env = {**base_env(), **secrets, "CASES_DATABASE_URL": url, "CASES_MIGRATE_ON_START": "false",
            "HALL_LOG_LEVEL": "WARNING"}
     cases = spawn("cases", "services.cases.main:create_app", ROOT, work, env)
@@ -252,13 +252,15 @@ def start_cases(stack: contextlib.ExitStack, work: Path) -> tuple[Server, str, i
     return cases, token, postmaster
 
 
-def start_envoy(stack: contextlib.ExitStack, work: Path, ports: dict[str, int], default_port: int) -> EmbeddedEnvoy:
-    """Envoy with `make run`'s configuration on free ports; each cluster at ports[name] or default_port."""
+def start_envoy(stack: contextlib.ExitStack, work: Path, ports: dict[str, int], default_port: int,
+                jwt_public_key: str) -> EmbeddedEnvoy:
+    """Envoy with `make run`'s configuration on free ports; each cluster at ports[name] or default_port; it
+    checks tokens against `jwt_public_key`."""
     upstreams = default_upstreams()
     for upstream in upstreams:
         upstream.port = ports.get(upstream.name, default_port)
     values = EnvoyValues(profile="bench", listen_port=free_port(), admin_port=free_port(), stats_port=free_port(),
-                         upstreams=upstreams)
+                         upstreams=upstreams, jwks=envoy_config.jwks_document(jwt_public_key))
     log = work / "envoy.log"
     envoy = EmbeddedEnvoy(values, work / "envoy", log_path=log, concurrency=1)
     stack.callback(envoy.stop)
@@ -559,14 +561,16 @@ def main(argv: list[str]) -> int:
         work = Path(tmp)
         wrk = setup_wrk(work, options)
         bare = start_bare(stack, work)
-        cases, token, postmaster = start_cases(stack, work)
-        envoy = start_envoy(stack, work, {"cases": cases.port}, bare.port)
+        secrets = devsecrets.generate()
+        cases, token, postmaster = start_cases(stack, work, secrets)
+        envoy = start_envoy(stack, work, {"cases": cases.port}, bare.port, secrets["HALL_JWT_PUBLIC_KEY"])
         auth = {"Authorization": f"Bearer {token}"}
         bare_cpu, cases_cpu = watch(bare, envoy, postmaster), watch(cases, envoy, postmaster)
         plans = [
             ("bare", BARE_CONNECTIONS,
              [Target("direct", bare.url + PING, {}, is_ok, bare_cpu, via_envoy=False),
-              Target("envoy", f"{envoy.url}/api/queue{PING}", {}, is_ok, bare_cpu, via_envoy=True)]),
+              # the edge checks the same token on every /api route (its verdict cached, as a terminal's is)
+              Target("envoy", f"{envoy.url}/api/queue{PING}", auth, is_ok, bare_cpu, via_envoy=True)]),
             ("deadline", DEADLINE_CONNECTIONS,
              [Target("direct", cases.url + DEADLINE, auth, is_deadline, cases_cpu, via_envoy=False),
               Target("envoy", f"{envoy.url}/api/cases{DEADLINE}", auth, is_deadline, cases_cpu, via_envoy=True)]),

@@ -7,10 +7,14 @@ into deploy/envoy/rendered/ by `python -m shared.devinfra.envoy render` (`make e
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import ipaddress
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -18,8 +22,11 @@ from typing import Any
 
 import jinja2
 import yaml
-from pydantic import BaseModel, Field
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, Field, model_validator
 
+from shared.auth import ALGORITHM, LEEWAY
 from shared.clock import monotonic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +45,19 @@ class Upstream(BaseModel):
     in_health: bool = Field(True, description="counted in /healthz (false for a service not built yet)")
     upload_prefixes: list[str] = Field(default_factory=list, description="paths (after the prefix) that stream "
                                                                          "uploads up to upload_limit_bytes")
+    tokenless: bool = Field(False, description="no token checked at the edge on any of its routes (/ui)")
+    open_paths: list[str] = Field(default_factory=lambda: ["/docs", "/openapi.json"],
+                                  description="exact paths (after the prefix) that take no token")
+    open_prefixes: list[str] = Field(default_factory=lambda: ["/public/"],
+                                     description="path prefixes (after the prefix) that take no token")
+
+    def token(self, requirement: str, path: str | None = None) -> str:
+        """The edge's JWT requirement for a route of this upstream (`path` after the prefix, for an exact or
+        prefix route): `none` where no token is taken, else `requirement` (bearer, or feed)."""
+        if self.tokenless or (path is not None and (
+                path in self.open_paths or any(path.startswith(p) for p in self.open_prefixes))):
+            return "none"
+        return requirement
 
     @property
     def host_is_ip(self) -> bool:
@@ -59,6 +79,19 @@ class RateLimit(BaseModel):
     max_clients: int = Field(20_000, description="addresses tracked at once (the least recent are dropped)")
 
 
+class Route(BaseModel):
+    """A route of an upstream ahead of its catch-all: an exact path or a prefix (both after the prefix)."""
+
+    path: str | None = None
+    prefix: str | None = None
+    token: str
+    limit: RateLimit | None = None
+
+    @property
+    def name(self) -> str:
+        return self.limit.name if self.limit else "open"
+
+
 class LocalReply(BaseModel):
     status: int
     code: str
@@ -72,8 +105,12 @@ def default_upstreams(first_port: int = 8001, host: str = "127.0.0.1") -> list[U
     names = ["queue", "cases", "monitor", "notify"]
     ups = [Upstream(name=n, prefix=f"/api/{n}", host=host, port=first_port + i) for i, n in enumerate(names)]
     ups[1].upload_prefixes = ["/calendar/years/", "/imports/"]
-    ups += [Upstream(name="identity", prefix="/api/auth", host=host, port=first_port + 4),
-            Upstream(name="terminals", prefix="/ui", host=host, port=first_port + 5, in_health=False)]
+    ups += [Upstream(name="identity", prefix="/api/auth", host=host, port=first_port + 4,
+                     # signing in: the only /api routes besides docs and /public/ that take no token
+                     open_paths=["/login", "/refresh", "/token", "/docs", "/openapi.json"]),
+            # the screens' pages and scripts: a page gets its token by the API it calls, not to be loaded
+            Upstream(name="terminals", prefix="/ui", host=host, port=first_port + 5, in_health=False,
+                     tokenless=True)]
     return ups
 
 
@@ -132,12 +169,62 @@ class EnvoyValues(BaseModel):
     max_upstream_connections: int = 4096
     max_downstream_connections: int = 50_000
     health_interval: float = 2
+    # the edge's JWT check (jwt_authn): the identity service's issuer and audience, its public key as a JWKS,
+    # inline (development, tests) or from a file mounted from a secret (compose, Kubernetes)
+    jwt_issuer: str = "hall-gateway"
+    jwt_audience: str = "hall"
+    jwks: str | None = Field(None, description="the JWKS document itself (see jwks_document)")
+    jwks_file: str | None = Field(None, description="path of the JWKS file inside the gateway's container")
+    jwt_clock_skew_seconds: int = int(LEEWAY.total_seconds())
+    jwt_cache_size: int = 10_000
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> EnvoyValues:
+        if (self.jwks is None) == (self.jwks_file is None):
+            raise ValueError("set exactly one of jwks (inline) and jwks_file")
+        return self
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwks_document(public_key_pem: str) -> str:
+    """The token-signing Ed25519 public key as the JWKS Envoy reads (RFC 8037 OKP key, RFC 7638 `kid`)."""
+    key = serialization.load_pem_public_key(public_key_pem.encode())
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"the token-signing key must be Ed25519, not {type(key).__name__}")
+    x = _b64url(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+    thumbprint = hashlib.sha256(json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"),
+                                           sort_keys=True).encode()).digest()
+    jwk = {"kty": "OKP", "crv": "Ed25519", "x": x, "alg": ALGORITHM, "use": "sig", "kid": _b64url(thumbprint)}
+    return json.dumps({"keys": [jwk]})
+
+
+def special_routes(values: EnvoyValues, up: Upstream) -> list[Route]:
+    """An upstream's routes ahead of its feeds and catch-all: the rate-limited ones, then the tokenless ones
+    not rate-limited (each path or prefix once)."""
+    routes: list[Route] = []
+    for limit in values.rate_limits:
+        for path in limit.paths:
+            if path.startswith(up.prefix + "/"):
+                rest = path[len(up.prefix):]
+                routes.append(Route(path=rest, token=up.token("bearer", rest), limit=limit))
+        for segment in limit.segments:
+            rest = f"/{segment}/"
+            routes.append(Route(prefix=rest, token=up.token("bearer", rest), limit=limit))
+    taken = {r.path for r in routes} | {r.prefix for r in routes}
+    routes += [Route(path=p, token="none") for p in up.open_paths if p not in taken]
+    routes += [Route(prefix=p, token="none") for p in up.open_prefixes if p not in taken]
+    return routes
 
 
 def render(values: EnvoyValues) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(ENVOY_DIR), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True, autoescape=False)  # YAML, not HTML
-    text = env.get_template(TEMPLATE.name).render({**values.model_dump(), "upstreams": values.upstreams})
+    text = env.get_template(TEMPLATE.name).render({
+        **values.model_dump(), "upstreams": values.upstreams,
+        "routes": {up.name: special_routes(values, up) for up in values.upstreams}})
     text = "\n".join(line.rstrip() for line in text.lstrip("\n").splitlines()) + "\n"
     yaml.safe_load(text)  # a template slip shows here, not as Envoy's less readable parse error
     return text
@@ -200,6 +287,26 @@ def validate(config: Path) -> None:
                             capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         raise ValueError(f"envoy rejects {config}:\n{result.stdout}{result.stderr}")
+
+
+def validate_values(values: EnvoyValues) -> None:
+    """`validate` for a rendering whose JWKS file lives only where it is deployed: checked with a sample
+    JWKS (a throwaway key) in its place; every other line is the one deployed."""
+    if values.jwks_file is None:
+        with tempfile.TemporaryDirectory() as work:
+            config = Path(work) / "envoy.yaml"
+            config.write_text(render(values))
+            validate(config)
+        return
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    sample_pem = Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    with tempfile.TemporaryDirectory() as work:
+        (Path(work) / "jwks.json").write_text(jwks_document(sample_pem))
+        config = Path(work) / "envoy.yaml"
+        config.write_text(render(values.model_copy(update={"jwks_file": str(Path(work) / "jwks.json")})))
+        validate(config)
 
 
 def command(config: Path, *, concurrency: int = 1) -> list[str]:
@@ -271,9 +378,13 @@ def wait_ready(admin_url: str, process: subprocess.Popen[bytes] | None, timeout:
 
 
 def main(argv: list[str]) -> int:
-    """`render`: write (and validate) the compose and Kubernetes files; `check`: fail if one is stale."""
+    """`render`: write (and validate) the compose and Kubernetes files; `check`: fail if one is stale;
+    `jwks <public key PEM file>`: print the JWKS document the gateway's secret holds (jwks_file)."""
+    if len(argv) == 2 and argv[0] == "jwks":
+        print(jwks_document(Path(argv[1]).read_text()))
+        return 0
     if not argv or argv[0] not in {"render", "check"}:
-        print("usage: python -m shared.devinfra.envoy render|check", file=sys.stderr)
+        print("usage: python -m shared.devinfra.envoy render|check|jwks <public-key.pem>", file=sys.stderr)
         return 2
     stale = []
     for path, text in rendered_files().items():
@@ -281,7 +392,7 @@ def main(argv: list[str]) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             if path.parent.name == "rendered":
-                validate(path)
+                validate_values(profile_values(path.stem))
             print(f"wrote {os.path.relpath(path, ROOT)}")
         elif not path.exists() or path.read_text() != text:
             stale.append(os.path.relpath(path, ROOT))

@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared import devsecrets
 from shared.clock import monotonic
 from shared.db import ensure_database
-from shared.devinfra.envoy import EmbeddedEnvoy, EnvoyValues, default_upstreams
+from shared.devinfra.envoy import EmbeddedEnvoy, EnvoyValues, default_upstreams, jwks_document
 from shared.devinfra.kafka import EmbeddedKafka
 from shared.devinfra.postgres import EmbeddedPostgres
 from shared.devinfra.supervisor import ChildSpec, Process, Supervisor
@@ -148,11 +148,12 @@ def _uvicorn_spec(name: str, app: str, host: str, port: int, env: dict[str, str]
                      env=env, log=var / "log" / f"{name}.log")
 
 
-def _gateway_spec(dev: DevSettings, var: Path) -> ChildSpec:
+def _gateway_spec(dev: DevSettings, var: Path, jwt_public_key: str) -> ChildSpec:
     """Envoy, the one public port, in front of every service: deploy/envoy/envoy.yaml.j2 rendered with the
-    development values into var/envoy/envoy.yaml at each start."""
+    development values into var/envoy/envoy.yaml at each start; it checks tokens with the public key only."""
     values = EnvoyValues(listen_address=dev.host, listen_port=dev.gateway_port, admin_port=dev.envoy_admin_port,
-                         stats_port=dev.envoy_stats_port, upstreams=default_upstreams(dev.first_service_port, dev.host))
+                         stats_port=dev.envoy_stats_port, upstreams=default_upstreams(dev.first_service_port, dev.host),
+                         jwks=jwks_document(jwt_public_key))
     log = var / "log" / "gateway.log"
     gateway = EmbeddedEnvoy(values, var / "envoy", log_path=log, concurrency=dev.envoy_concurrency)
 
@@ -222,7 +223,7 @@ def main() -> int:
             if dev.workers and Path(f"services/{service}/worker.py").exists():
                 supervisor.start(ChildSpec(f"{service}-worker", [sys.executable, "-m", f"services.{service}.worker"],
                                            env=env, log=var / "log" / f"{service}-worker.log"))
-        supervisor.start(_gateway_spec(dev, var))
+        supervisor.start(_gateway_spec(dev, var, env["HALL_JWT_PUBLIC_KEY"]))
         gateway = f"http://{dev.host}:{dev.gateway_port}"
         print("hall platform running (a process that dies is restarted; Ctrl-C stops everything)", flush=True)
         print(f"  gateway      {gateway}   health {gateway}/healthz   (Envoy; statistics "

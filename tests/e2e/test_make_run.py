@@ -156,6 +156,9 @@ class Launch:
         key = json.loads((self.var / "secrets" / "dev.json").read_text())["GATEWAY_JWT_PRIVATE_KEY"]
         return mint_token(key, subject="smoke", role="system_admin", centers=["*"])
 
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token()}"}
+
 
 @pytest.fixture
 def launch(request):
@@ -183,8 +186,11 @@ def test_make_run_starts_everything_stops_cleanly_and_keeps_data(launch):
     assert health == {"status": "ok", "service": "gateway"}  # Envoy: every service passes its health checks
     assert launch.envoy().cmdline()[0].endswith("envoy/_bin/envoy")  # the gateway is the wheel's Envoy
     for service in ("queue", "cases", "monitor", "notify"):
-        r = httpx.get(f"{launch.url}/api/{service}/healthz", timeout=5)
+        r = httpx.get(f"{launch.url}/api/{service}/healthz", headers=launch.auth(), timeout=5)
         assert r.json() == {"status": "ok", "service": service}
+    # the gateway checks tokens with the development key's public half
+    refused = httpx.get(f"{launch.url}/api/queue/healthz", timeout=5)
+    assert refused.status_code == 401 and refused.json()["code"] == "missing_token"
     # the demo system admin make run creates on its first start, logged in through the gateway as printed
     demo = json.loads((launch.var / "secrets" / "demo-admin.json").read_text())
     assert f'"password": "{demo["password"]}"' in launch.output()
@@ -339,13 +345,14 @@ def test_a_killed_service_is_restarted_and_healthy_again_while_the_rest_keep_ser
     assert restarted.pid != cases.pid and f"(pid {restarted.pid})" in line
     exit_line = launch.wait_for_line("cases exited with -9")
     assert "restarting in 0.5 s" in exit_line and "cases.log" in exit_line, exit_line
-    assert httpx.get(f"{launch.url}/api/queue/healthz", timeout=5).status_code == 200  # the rest kept serving
+    assert httpx.get(f"{launch.url}/api/queue/healthz", headers=launch.auth(), timeout=5
+                     ).status_code == 200  # the rest kept serving
 
     deadline = time.monotonic() + 45
     status = None
     while time.monotonic() < deadline:
         try:
-            status = httpx.get(f"{launch.url}/api/cases/healthz", timeout=2).status_code
+            status = httpx.get(f"{launch.url}/api/cases/healthz", headers=launch.auth(), timeout=2).status_code
         except httpx.HTTPError as exc:
             status = repr(exc)
         if status == 200:

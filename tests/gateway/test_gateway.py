@@ -10,23 +10,27 @@ import asyncio
 import hashlib
 import importlib
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from shared import clock as clock_module
+from shared.auth import mint_token
 from shared.clock import FixedClock, monotonic
-from shared.devinfra.envoy import EmbeddedEnvoy, EnvoyValues, RateLimit, default_upstreams
+from shared.devinfra.envoy import EmbeddedEnvoy, EnvoyValues, RateLimit, default_upstreams, jwks_document
 from shared.devinfra.postgres import free_port
-from tests.conftest import ROOT, RUN_ID, service_settings
+from tests.conftest import ROOT, RUN_ID, Tokens, service_settings
 from tests.gateway.upstream_app import GZIPPED, NOTICE_DISPOSITION, create_upstream_app, reset
 
 SERVICES = ("queue", "cases", "monitor", "notify")
@@ -73,23 +77,31 @@ async def serving(app: FastAPI) -> AsyncIterator[Running]:
 _ENVOYS = 0
 
 
+def edge_token(role: str = "system_admin", centers: list[str] | None = None, **claims: Any) -> str:
+    """A token the edge accepts (signed with this run's key, wall-time lifetime)."""
+    return Tokens(os.environ["GATEWAY_JWT_PRIVATE_KEY"]).mint(role, centers or ["*"], **claims)
+
+
 @asynccontextmanager
 async def envoy(ports: dict[str, int], **values: Any) -> AsyncIterator[httpx.AsyncClient]:
     """A real Envoy whose clusters point at `ports` ({"queue": 8123, ...}; others at a closed port), with
-    these EnvoyValues, and a client of it. `client.envoy` is the EmbeddedEnvoy."""
+    these EnvoyValues, and a client of it sending a system admin's token (the `secrets` fixture must have
+    run). `client.envoy` is the EmbeddedEnvoy."""
     global _ENVOYS
     _ENVOYS += 1
     upstreams = default_upstreams(free_port())
     for up in upstreams:
         up.port = ports.get(up.name, free_port())
         up.upload_prefixes = values.pop(f"{up.name}_uploads", up.upload_prefixes)
+    values.setdefault("jwks", jwks_document(os.environ["HALL_JWT_PUBLIC_KEY"]))
     config = EnvoyValues(profile="test", listen_port=free_port(), admin_port=free_port(), stats_port=free_port(),
                          upstreams=upstreams, health_interval=0.5, **values)
     work = ROOT / "var" / f"test-envoy-{RUN_ID}-{_ENVOYS}"
     gateway = EmbeddedEnvoy(config, work, log_path=work / "envoy.log")
     await asyncio.to_thread(gateway.start)
     try:
-        async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=10,
+                                     headers={"Authorization": f"Bearer {edge_token()}"}) as client:
             client.envoy = gateway  # type: ignore[attr-defined]
             yield client
     finally:
@@ -199,19 +211,19 @@ async def test_a_post_reaches_queue_and_its_retry_replays_the_first_answer(hall_
 
 
 async def test_the_clients_correlation_id_reaches_the_service_and_comes_back(hall_gateway):
-    r = await hall_gateway.get("/api/queue/centers", headers={"X-Correlation-ID": "kiosk-7-req-42"})
-    # the 401 problem is written by the queue service, with the id that reached it
-    assert_problem(r, 401, "missing_token")
+    r = await hall_gateway.get("/api/queue/centers/999999", headers={"X-Correlation-ID": "kiosk-7-req-42"})
+    # the 404 problem is written by the queue service, with the id that reached it
+    assert_problem(r, 404, "not_found")
     assert r.json()["correlation_id"] == "kiosk-7-req-42"
     assert r.headers.get_list("x-correlation-id") == ["kiosk-7-req-42"]
 
 
 async def test_without_a_correlation_id_the_gateway_gives_one_to_the_service(hall_gateway):
-    r = await hall_gateway.get("/api/queue/centers")
-    assert_problem(r, 401, "missing_token")
+    r = await hall_gateway.get("/api/queue/centers/999998")
+    assert_problem(r, 404, "not_found")
     given = r.json()["correlation_id"]
     assert r.headers.get_list("x-correlation-id") == [given] and len(given) >= 32  # Envoy's request id
-    logged = await access_log(hall_gateway, "/api/queue/centers", correlation_id=given)
+    logged = await access_log(hall_gateway, "/api/queue/centers/999998", correlation_id=given)
     assert logged  # the access log names the same request
 
 
@@ -223,7 +235,8 @@ async def test_gateway_health_is_ok_when_every_service_passes_its_checks(hall_ga
 
 
 async def test_identity_answers_under_api_auth_and_terminals_wait_for_their_service(hall_gateway):
-    login = await hall_gateway.post("/api/auth/login", json={})
+    async with anonymous(hall_gateway) as client:
+        login = await client.post("/api/auth/login", json={})
     ui = await hall_gateway.get("/ui/kiosk/")
     assert_problem(login, 422, "validation_failed")  # identity's own answer: the route reaches it
     # routed already (to the service a later issue adds), so today a 503 problem, not a 404
@@ -251,9 +264,9 @@ EDGE = dict(request_timeout=1, upload_timeout=1, body_limit_bytes=64 * 1024, upl
 
 
 @pytest.fixture(scope="module")
-async def edge(upstream_server: Running) -> AsyncIterator[httpx.AsyncClient]:
+async def edge(upstream_server: Running, secrets: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     """Envoy with short timeouts and small limits, every service being the test upstream."""
-    async with envoy(dict.fromkeys(SERVICES, upstream_server.port), **EDGE) as client:
+    async with envoy(dict.fromkeys((*SERVICES, "identity", "terminals"), upstream_server.port), **EDGE) as client:
         yield client
 
 
@@ -344,8 +357,8 @@ async def test_an_upload_slower_than_the_route_timeout_is_no_504_while_it_stream
 
 async def test_a_client_cutting_its_upload_short_cuts_it_at_the_service(edge, upstream):
     reader, writer = await asyncio.open_connection("127.0.0.1", edge.base_url.port)
-    writer.write(b"POST /api/queue/cut HTTP/1.1\r\nHost: gateway\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 b"400\r\n" + b"x" * 1024 + b"\r\n")
+    writer.write(b"POST /api/queue/cut HTTP/1.1\r\nHost: gateway\r\nTransfer-Encoding: chunked\r\n"
+                 + f"Authorization: Bearer {edge_token()}\r\n\r\n".encode() + b"400\r\n" + b"x" * 1024 + b"\r\n")
     await writer.drain()
     await asyncio.wait_for(upstream.app.state.upload_started.wait(), 5)
     writer.close()  # gone mid-body, without the last chunk
@@ -401,7 +414,8 @@ async def raw_answer(client: httpx.AsyncClient, head: bytes) -> tuple[int, dict[
 
 def post_head(path: str, length: int) -> bytes:
     return (f"POST {path} HTTP/1.1\r\nHost: hall\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {length}\r\nExpect: 100-continue\r\n\r\n").encode()
+            f"Content-Length: {length}\r\nExpect: 100-continue\r\nAuthorization: Bearer {edge_token()}\r\n\r\n"
+            ).encode()
 
 
 async def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(edge, upstream):
@@ -459,6 +473,102 @@ async def test_a_stopped_service_is_a_quick_503_and_fails_health(hall):
     assert set(body) == {"type", "title", "status", "code", "detail"}  # no service, host or port named
 
 
+# the edge's token check (jwt_authn)
+
+def foreign_token() -> str:
+    """Well-formed, but signed by a key that is not the hall's."""
+    other = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    return mint_token(other, subject="intruder", role="system_admin", centers=["*"])
+
+
+@asynccontextmanager
+async def anonymous(edge: httpx.AsyncClient, address: str = "127.0.0.3") -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the same Envoy with no token, from its own address (its own rate-limit buckets)."""
+    async with httpx.AsyncClient(base_url=str(edge.base_url), timeout=10,
+                                 transport=httpx.AsyncHTTPTransport(local_address=address)) as client:
+        client.envoy = edge.envoy  # type: ignore[attr-defined]
+        yield client
+
+
+async def test_a_request_without_a_token_is_refused_at_the_edge(edge, upstream):
+    async with anonymous(edge) as client:
+        r = await client.post("/api/queue/echo/tickets", json={"center": "320102"})
+        basic = await client.get("/api/queue/echo/tickets", headers={"Authorization": "Basic Zm9vOmJhcg=="})
+        logout = await client.post("/api/auth/logout", json={})
+    body = assert_problem(r, 401, "missing_token")
+    assert body["field"] == "Authorization" and body["instance"] == "/api/queue/echo/tickets"
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert_problem(basic, 401, "invalid_token")
+    assert_problem(logout, 401, "missing_token")  # only login, refresh and key exchange are tokenless
+    # refused by the filter: the service never saw it
+    logged = await access_log(edge, "/api/queue/echo/tickets", status=401)
+    assert logged[0]["details"].startswith("jwt_authn_access_denied")
+
+
+@pytest.mark.parametrize(("case", "reason"), [
+    ("garbage", "Jwt"), ("expired", "expired"), ("foreign", "verification fails"),
+    ("audience", "Audiences"), ("issuer", "issuer"),
+])
+async def test_a_bad_token_is_a_401_problem_at_the_edge(edge, upstream, case, reason):
+    token = {"garbage": lambda: "eyJhbGciOi.not-a.token",
+             "expired": lambda: edge_token(ttl=timedelta(seconds=-60)),
+             "foreign": foreign_token,
+             "audience": lambda: edge_token(audience="another-system"),
+             "issuer": lambda: edge_token(issuer="someone-else")}[case]()
+    async with anonymous(edge) as client:
+        r = await client.get("/api/monitor/echo/alerts", headers={"Authorization": f"Bearer {token}"})
+    body = assert_problem(r, 401, "invalid_token")
+    assert reason.lower() in body["detail"].lower(), body
+    assert r.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_the_edge_passes_a_good_token_on_to_the_service(edge, upstream):
+    token = edge_token("clerk", ["320102"], department="D01")
+    async with anonymous(edge) as client:
+        r = await client.get("/api/cases/echo/cases", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200
+    assert dict(r.json()["headers"])["authorization"] == f"Bearer {token}"  # the service verifies it again
+
+
+async def test_the_tokenless_routes_are_open_and_only_they(edge, upstream):
+    async with anonymous(edge) as client:
+        open_routes = {path: await client.get(path) for path in (
+            "/api/auth/login", "/api/queue/docs", "/api/cases/openapi.json", "/ui/echo/kiosk.js")}
+        public = await client.get("/api/cases/public/items/ITEM-1")
+        closed = {path: await client.get(path) for path in (
+            "/api/queue/docs/other", "/api/queue/echo/openapi.json", "/api/notify/echo/public/x",
+            "/api/auth/users")}
+    assert all(200 <= r.status_code < 300 for r in open_routes.values()), {p: r.text for p, r in open_routes.items()}
+    assert public.status_code == 404 and public.json() == {"detail": "Not Found"}  # the upstream's own answer
+    for path, r in closed.items():
+        assert_problem(r, 401, "missing_token"), path
+
+
+async def test_a_feed_takes_its_token_from_the_query_and_no_other_route_does(edge, upstream):
+    token = edge_token("display", ["320102"])
+    async with anonymous(edge) as client:
+        feed = await client.get("/api/queue/feeds/display", params={"center": "320102", "access_token": token})
+        bad = await client.get("/api/queue/feeds/display", params={"access_token": foreign_token()})
+        ordinary = await client.get("/api/queue/echo/display", params={"access_token": token})
+    assert feed.status_code == 200 and feed.json()["raw_path"] == "/feeds/display"
+    assert_problem(bad, 401, "invalid_token")
+    assert "feeds only" in assert_problem(ordinary, 401, "missing_token")["detail"]
+    log = edge.envoy.log_path.read_text()
+    assert token not in log  # the query is never logged
+
+
+async def test_a_display_opens_the_real_hall_feed_with_a_query_token(hall_gateway):
+    token = edge_token("display", ["320102"])
+    async with anonymous(hall_gateway) as client:
+        async with client.stream("GET", "/api/queue/feeds/display",
+                                 params={"center": "320102", "access_token": token}) as feed:
+            assert feed.status_code == 200
+            assert feed.headers["content-type"].startswith("text/event-stream")
+        other = await client.get("/api/queue/feeds/display", params={"center": "320104", "access_token": token})
+    assert_problem(other, 403, "wrong_center")  # the edge let it through; the service checks the centre
+
+
 # what is forwarded
 
 async def test_hop_by_hop_request_headers_stay_at_the_gateway(edge, upstream):
@@ -495,7 +605,8 @@ async def test_the_service_sees_one_forwarded_for_chain_ending_at_the_client(edg
 
 async def test_a_cookie_set_for_one_caller_never_reaches_another(edge, upstream):
     login = await edge.get("/api/queue/login")
-    async with httpx.AsyncClient(base_url=str(edge.base_url)) as bob:
+    async with httpx.AsyncClient(base_url=str(edge.base_url), headers={"Authorization": edge.headers["authorization"]}
+                                 ) as bob:
         r = await bob.get("/api/queue/echo/headers")
     assert "session=alice-secret" in login.headers["set-cookie"]  # passed on to the caller it was for
     assert "cookie" not in dict(r.json()["headers"])

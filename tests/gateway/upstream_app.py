@@ -97,6 +97,7 @@ def create_upstream_app() -> FastAPI:
         return response
 
     @app.api_route("/echo/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    @app.get("/feeds/{rest:path}")
     async def echo(request: Request, rest: str) -> JSONResponse:
         """What arrived: method, raw path, query, headers (in order, repeats kept), body size."""
         body = await request.body()
