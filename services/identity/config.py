@@ -18,6 +18,9 @@ class Settings(ServiceSettings):
     refresh_token_hours: int = 12  # one working day; a new login the next morning
     lockout_failures: int = 10
     lockout_minutes: int = 15
+    photo_max_bytes: int = 2 * 1024 * 1024
+    public_prefix: str = Field(default="/api/auth", description="where the gateway mounts this service: the "
+                               "photo URLs in user.upserted and in the public answers start with it")
 
 
 @lru_cache

@@ -7,22 +7,13 @@ The argon2 parameters are RFC 9106's memory-constrained choice scaled to a count
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from shared import clock
-
 HASHER = PasswordHasher(time_cost=3, memory_cost=12 * 1024, parallelism=1, hash_len=32, salt_len=16)
 DEVICE_KEY_PREFIX = "hk_"
-_wall_clock = clock.RealClock()
-
-
-def wall_now() -> datetime:
-    """Real wall time: token lifetimes count in it, because Envoy cannot read the simulated clock."""
-    return _wall_clock.now()
 
 
 def hash_password(password: str) -> str:

@@ -1,8 +1,18 @@
-"""Tables of the identity service: staff accounts, their failed logins and refresh tokens, device keys."""
+"""Tables of the identity service: staff accounts and their photos, failed logins, refresh tokens, device keys."""
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Identity, Index, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -22,6 +32,7 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(100))
     post_title: Mapped[str | None] = mapped_column(String(100))
+    # set from the uploaded photo (UserPhoto), versioned by its hash so a screen never shows a stale one
     photo_url: Mapped[str | None] = mapped_column(String(500))
     role: Mapped[str] = mapped_column(String(32))
     centers: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
@@ -33,6 +44,21 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UserPhoto(Base):
+    """A user's photo for the window screens (窗口屏), uploaded by an admin: JPEG or PNG, at most 2 MiB.
+
+    Its own table, so that reading users never drags the images along."""
+
+    __tablename__ = "user_photos"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))  # hex; the ETag and the photo URL's version
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -60,6 +86,11 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the window terminal the sign-in was made at (all three None for a plain sign-in); every rotation
+    # of the family copies them, so a refreshed token keeps the window
+    device_id: Mapped[str | None] = mapped_column(String(32))
+    center_id: Mapped[str | None] = mapped_column(String(32))
+    window: Mapped[str | None] = mapped_column(String(32))
 
 
 class DeviceKey(Base):

@@ -5,12 +5,36 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 
-from services.identity.models import DeviceKey, LoginFailure, RefreshToken, User
+from services.identity.models import DeviceKey, LoginFailure, RefreshToken, User, UserPhoto
 
 
 async def get_user(session: AsyncSession, user_id: str) -> User | None:
     return await session.get(User, user_id)
+
+
+async def lock_user(session: AsyncSession, user: User) -> None:
+    """Row-lock the user and reload it: concurrent changes of its photo run (and publish) one after another."""
+    await session.refresh(user, with_for_update=True)
+
+
+async def get_photo(session: AsyncSession, user_id: str) -> UserPhoto | None:
+    """The photo's type, size and hash; the image itself (deferred) is read by `photo_with_content`."""
+    return await session.get(UserPhoto, user_id)
+
+
+async def photo_with_content(session: AsyncSession, user_id: str) -> UserPhoto | None:
+    """The photo with its image, all read by one statement (type, hash and bytes of the same upload)."""
+    stmt = (select(UserPhoto).where(UserPhoto.user_id == user_id).options(undefer(UserPhoto.content))
+            .execution_options(populate_existing=True))
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def delete_photo(session: AsyncSession, user_id: str) -> bool:
+    """True if there was a photo to delete."""
+    result = await session.execute(delete(UserPhoto).where(UserPhoto.user_id == user_id).returning(UserPhoto.user_id))
+    return result.first() is not None
 
 
 async def user_by_username(session: AsyncSession, username: str) -> User | None:

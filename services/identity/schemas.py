@@ -9,10 +9,16 @@ UserRole = Literal["clerk", "chief_rep", "hall_manager", "supervisor", "center_a
 DeviceRole = Literal["kiosk", "display", "evaluator", "terminal"]
 WINDOW_BOUND_DEVICES = frozenset({"evaluator", "terminal"})
 DEPARTMENT_BOUND_ROLES = frozenset({"clerk", "chief_rep"})
+WINDOW_STAFF_ROLES = frozenset({"clerk", "chief_rep"})  # who signs in at a window terminal, shown on its screen
 CenterId = str
 
 
 class LoginIn(BaseModel):
+    """At a window terminal the window comes from the terminal's token (the bearer), never from here:
+    a `window` (or any other unknown field) is refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
     username: str = Field(min_length=1, max_length=64)
     password: SecretStr = Field(min_length=1, max_length=256)
 
@@ -34,11 +40,15 @@ class TokenOut(BaseModel):
 
 
 class UserIn(BaseModel):
+    """A new account. The photo has its own route (PUT /users/{user_id}/photo): `photo_url` is refused here,
+    like every unknown field, so that a misspelt one never passes unnoticed."""
+
+    model_config = ConfigDict(extra="forbid")
+
     username: str = Field(pattern=r"^[A-Za-z0-9_.@-]{2,64}$", examples=["zhangsan"])
     password: SecretStr = Field(min_length=10, max_length=256)
     display_name: str = Field(min_length=1, max_length=100, examples=["张三"])
     post_title: str | None = Field(default=None, max_length=100, examples=["综合受理窗口"])
-    photo_url: str | None = Field(default=None, max_length=500)
     role: UserRole
     centers: list[CenterId] = Field(min_length=1, max_length=50, examples=[["320102"]])
     department: str | None = Field(default=None, max_length=64)
@@ -57,11 +67,13 @@ class UserIn(BaseModel):
 
 
 class UserChange(BaseModel):
-    """The new profile of a user (PUT replaces every field given here)."""
+    """The new profile of a user (PUT replaces every field given here; unknown fields, `photo_url` among
+    them, are refused: the photo has its own route)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     display_name: str = Field(min_length=1, max_length=100)
     post_title: str | None = Field(default=None, max_length=100)
-    photo_url: str | None = Field(default=None, max_length=500)
     centers: list[CenterId] = Field(min_length=1, max_length=50)
     department: str | None = Field(default=None, max_length=64)
     email: str | None = Field(default=None, max_length=200)
@@ -88,6 +100,26 @@ class UserOut(BaseModel):
     active: bool
     created_at: datetime
     updated_at: datetime
+
+
+class PhotoOut(BaseModel):
+    """The stored photo of a user (the image itself is on the public route)."""
+
+    photo_url: str = Field(examples=["/api/auth/public/users/5f0c.../photo?v=9b74c9897bac770f"])
+    content_type: str
+    size: int = Field(description="bytes")
+    etag: str
+    updated_at: datetime
+
+
+class PublicUserOut(BaseModel):
+    """What a window screen shows of the person at the window: nothing personal (no contact, no username)."""
+
+    id: str
+    display_name: str
+    post_title: str | None
+    photo_url: str | None
+    active: bool
 
 
 class DeviceKeyIn(BaseModel):
