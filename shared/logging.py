@@ -53,3 +53,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         lg.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at INFO: a query may carry a token (a feed's ?access_token=, a
+    # provider's signed URL); what our own code calls is logged by our own code, without the query
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

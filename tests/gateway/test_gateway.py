@@ -244,6 +244,19 @@ async def test_identity_answers_under_api_auth_and_terminals_wait_for_their_serv
     assert (await hall_gateway.get("/healthz")).status_code == 200  # not counted in health until it exists
 
 
+async def test_password_guessing_is_rate_limited_per_address_at_the_real_login(hall_gateway):
+    # make run's limits: 10 sign-in attempts at once per address, then one every 6 s
+    async with anonymous(hall_gateway, "127.0.0.4") as guesser, anonymous(hall_gateway, "127.0.0.5") as other:
+        guesses = [await guesser.post("/api/auth/login", json={"username": "nobody", "password": f"guess {n}"})
+                   for n in range(11)]
+        elsewhere = await other.post("/api/auth/login", json={"username": "nobody", "password": "guess"})
+    assert [g.status_code for g in guesses[:10]] == [401] * 10  # identity's own answers: reached
+    assert guesses[0].json()["code"] == "invalid_credentials"
+    assert_problem(guesses[10], 429, "rate_limited")
+    assert guesses[10].headers["retry-after"] == "6"
+    assert elsewhere.status_code == 401  # another address has its own bucket
+
+
 # Envoy in front of the test upstream (tests/gateway/upstream_app.py) as every service
 
 @pytest.fixture(scope="module")
