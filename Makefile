@@ -39,8 +39,9 @@ lint: install ## ruff; mypy --strict on shared/, mypy (typed definitions) on ser
 envoy-config: install ## render deploy/envoy/envoy.yaml.j2 for compose and Kubernetes, and validate them with Envoy
 	$(PY) -m shared.devinfra.envoy render
 
-bench-gateway: install ## Envoy vs direct under wrk (installed if missing): a bare endpoint, the deadline endpoint
+bench-gateway: install ## Envoy vs direct under wrk (installed if missing): a bare endpoint, the deadline endpoint; one sign-in's time, key exchanges/s
 	$(PY) bench/gateway_bench.py
+	$(PY) bench/identity_bench.py
 
 bench-calendar: install ## the engine, then the deadline endpoint through the gateway (Envoy, wrk)
 	$(PY) bench/calendar_bench.py
