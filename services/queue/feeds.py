@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Query, Request
 
 from shared.auth import CurrentFeedUser, Principal, Role
 from shared.errors import Forbidden
@@ -12,11 +12,15 @@ from shared.settings import ServiceSettings
 DISPLAY_ROLES = {Role.DISPLAY, Role.HALL_MANAGER, Role.CLERK, Role.SUPERVISOR, Role.CENTER_ADMIN, Role.SYSTEM_ADMIN}
 
 
-async def display_viewer(user: CurrentFeedUser, center: Annotated[str, Query(pattern=r"^[A-Za-z0-9]{2,32}$")]) -> Principal:
-    """A display device or staff member of the centre the stream is filtered to (`?center=` is required)."""
+async def display_viewer(request: Request, user: CurrentFeedUser,
+                         center: Annotated[str, Query(pattern=r"^[A-Za-z0-9]{2,32}$")]) -> Principal:
+    """A display device or staff member of the centres the stream is filtered to (`?center=` is required)."""
     if user.role not in DISPLAY_ROLES:
         raise Forbidden(f"role {user.role} may not watch the hall display feed", code="wrong_role")
-    user.check_center(center)
+    # `center` makes ?center= required and documents it, but binds one value only; the feed filters on
+    # every ?center= given (shared.feeds.by_query), so each must be the caller's
+    for each in request.query_params.getlist("center"):
+        user.check_center(each)
     return user
 
 

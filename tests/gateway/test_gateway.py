@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
@@ -556,6 +558,32 @@ async def test_the_tokenless_routes_are_open_and_only_they(edge, upstream):
     assert public.status_code == 404 and public.json() == {"detail": "Not Found"}  # the upstream's own answer
     for path, r in closed.items():
         assert_problem(r, 401, "missing_token"), path
+
+
+POLICY = ROOT / "tests" / "authz" / "policy.yaml"
+
+
+async def test_the_edge_opens_only_routes_the_policy_makes_public_and_refuses_the_rest_tokenless(edge, upstream):
+    """Every route of every service (tests/authz/policy.yaml lists them all) through the edge with no token:
+    a route the edge leaves open must be public in the policy too; every other one is refused by Envoy."""
+    policy = yaml.safe_load(POLICY.read_text())
+    prefixes = {up.name: up for up in edge.envoy.values.upstreams}
+    wrong = []
+    async with anonymous(edge, "127.0.0.6") as client:
+        for service, routes in policy.items():
+            up = prefixes[service]
+            for route, row in routes.items():
+                method, path = route.split(" ", 1)
+                concrete = re.sub(r"\{[^}]+\}", "x1", path)
+                r = await client.request(method, up.prefix + concrete)
+                refused = r.status_code == 401 and r.headers.get("www-authenticate", "").startswith("Bearer")
+                if up.token("bearer", concrete) == "none":
+                    if not row.get("public") or refused:
+                        wrong.append(f"{service} {route}: open at the edge, public in the policy: {row.get('public')}, "
+                                     f"answered {r.status_code}")
+                elif not refused or r.json()["code"] != "missing_token":
+                    wrong.append(f"{service} {route}: not refused at the edge without a token: {r.status_code}")
+    assert not wrong, "\n".join(wrong)
 
 
 async def test_a_feed_takes_its_token_from_the_query_and_no_other_route_does(edge, upstream):
