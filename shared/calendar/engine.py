@@ -225,6 +225,20 @@ class WorkCalendar:
             return d in _OFFICIAL_WORKDAYS or (d.weekday() < 5 and d not in _OFFICIAL_HOLIDAYS)
         return d.weekday() < 5
 
+    def is_holiday(self, d: date, center: str | None = None) -> bool:
+        """Whether ``d`` is a holiday (a centre's own day off, or a day of an official holiday span, weekend
+        days of the span included), as opposed to a plain weekend or a working day: the hall schedule
+        closes on holidays and keeps its weekend hours on other weekends."""
+        _check_date(d, "d")
+        if center is not None:
+            centre_days = self._overrides.get(center)
+            if centre_days is not None and d in centre_days:
+                return not centre_days[d]
+        imported = self._imported.get(d.year)
+        if imported is not None:
+            return d in imported.holidays
+        return d.year in OFFICIAL_YEARS and d in _OFFICIAL_HOLIDAYS
+
     # -- year tables ---------------------------------------------------------------------------------
 
     def _table(self, center: str | None, year: int) -> tuple[int, ...]:

@@ -206,3 +206,18 @@ def test_json_validation(doc: object, field: str, reason: str) -> None:
         parse_year_json(doc if isinstance(doc, str) else json.dumps(doc))
     assert info.value.field == field
     assert reason in info.value.reason
+
+
+# -- holidays as opposed to plain weekends (the hall schedule closes on the former) ---------------
+
+def test_a_holiday_is_told_from_a_plain_weekend() -> None:
+    cal = WorkCalendar(overrides={"A": {D(2026, 3, 7): "holiday", D(2026, 10, 3): "working"}},
+                       imported_years={2027: parse_year_csv(CSV_2027, 2027)})
+    assert cal.is_holiday(D(2026, 10, 3))  # Saturday inside 国庆节: a holiday, weekend or not
+    assert cal.is_holiday(D(2026, 10, 1))  # Thursday, 国庆节
+    assert not cal.is_holiday(D(2026, 10, 11))  # a plain Sunday
+    assert not cal.is_holiday(D(2026, 10, 10))  # the adjusted working Saturday (调休)
+    assert cal.is_holiday(D(2026, 3, 7), "A") and not cal.is_holiday(D(2026, 3, 7))  # A's own day off
+    assert not cal.is_holiday(D(2026, 10, 3), "A")  # A opens it
+    assert cal.is_holiday(D(2027, 1, 2)) and not cal.is_holiday(D(2027, 1, 9))  # from the imported year
+    assert not cal.is_holiday(D(2031, 1, 1))  # a fallback year knows no holiday
