@@ -25,6 +25,8 @@ from shared.devinfra.kafka import EmbeddedKafka
 from shared.devinfra.postgres import EmbeddedPostgres, free_port
 from shared.migrate import upgrade
 
+pytest_plugins = ["tests.plugins.secret_scan"]  # fails the run if a log line holds a secret
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = f"{os.getpid()}"
 
