@@ -1,9 +1,11 @@
 """Every query of the queue service."""
 
-from sqlalchemy import select
+from datetime import date, datetime
+
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.queue.models import Center
+from services.queue.models import BusinessDay, Center, Service, Staff, Ticket, Window, WindowService
 
 
 async def get_center(session: AsyncSession, center_id: str) -> Center | None:
@@ -15,3 +17,105 @@ async def list_centers(session: AsyncSession, ids: tuple[str, ...] | None) -> li
     if ids is not None:
         stmt = stmt.where(Center.id.in_(ids))
     return list((await session.scalars(stmt)).all())
+
+
+async def get_center_for_update(session: AsyncSession, center_id: str) -> Center | None:
+    return await session.get(Center, center_id, with_for_update=True)
+
+
+# services and windows
+
+async def get_service(session: AsyncSession, center_id: str, code: str) -> Service | None:
+    return await session.get(Service, (center_id, code))
+
+
+async def service_with_prefix(session: AsyncSession, center_id: str, prefix: str) -> Service | None:
+    return await session.scalar(select(Service).where(Service.center_id == center_id, Service.prefix == prefix))
+
+
+async def list_services(session: AsyncSession, center_id: str) -> list[Service]:
+    return list((await session.scalars(
+        select(Service).where(Service.center_id == center_id).order_by(Service.code))).all())
+
+
+async def get_window(session: AsyncSession, center_id: str, number: str, *, for_update: bool = False) -> Window | None:
+    return await session.get(Window, (center_id, number), with_for_update=for_update)
+
+
+async def list_windows(session: AsyncSession, center_id: str) -> list[Window]:
+    return list((await session.scalars(
+        select(Window).where(Window.center_id == center_id).order_by(Window.number))).all())
+
+
+async def window_weights(session: AsyncSession, center_id: str, number: str) -> dict[str, int]:
+    rows = await session.execute(select(WindowService.service_code, WindowService.weight).where(
+        WindowService.center_id == center_id, WindowService.window == number))
+    return {code: weight for code, weight in rows.all()}
+
+
+async def delete_window_services(session: AsyncSession, center_id: str, number: str) -> None:
+    await session.execute(delete(WindowService).where(WindowService.center_id == center_id,
+                                                      WindowService.window == number))
+
+
+# tickets
+
+async def day_closed(session: AsyncSession, center_id: str, day: date) -> bool:
+    row = await session.get(BusinessDay, (center_id, day))
+    return row is not None and row.closed_at is not None and (row.opened_at is None or row.opened_at < row.closed_at)
+
+
+async def tickets_of_person(session: AsyncSession, center_id: str, service_code: str, day: date,
+                            id_hash: str | None, phone_hash: str | None) -> int:
+    """Tickets of the day and service held by the same person (by ID card or phone), cancelled ones aside."""
+    same = [Ticket.id_number_hash == id_hash] if id_hash else []
+    same += [Ticket.phone_hash == phone_hash] if phone_hash else []
+    stmt = select(func.count()).select_from(Ticket).where(
+        Ticket.center_id == center_id, Ticket.service_code == service_code, Ticket.business_date == day,
+        Ticket.status != "cancelled", or_(*same))
+    return int(await session.scalar(stmt) or 0)
+
+
+async def waiting_tickets(session: AsyncSession, center_id: str, day: date) -> list[Ticket]:
+    """The centre's waiting tickets of the day: the snapshot call-next chooses from."""
+    return list((await session.scalars(select(Ticket).where(
+        Ticket.center_id == center_id, Ticket.business_date == day, Ticket.status == "waiting"))).all())
+
+
+async def take_waiting_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
+    """The ticket, locked, if it still waits and no other transaction holds it (else None: skip it)."""
+    return await session.scalar(select(Ticket).where(Ticket.id == ticket_id, Ticket.status == "waiting")
+                                .with_for_update(skip_locked=True).execution_options(populate_existing=True))
+
+
+async def median_service_seconds(session: AsyncSession, center_id: str, service_code: str,
+                                 since: datetime) -> float | None:
+    value = await session.scalar(select(func.percentile_cont(0.5).within_group(
+        func.extract("epoch", Ticket.ended_at - Ticket.started_at))).where(
+        Ticket.center_id == center_id, Ticket.service_code == service_code, Ticket.status == "done",
+        Ticket.ended_at >= since, Ticket.started_at.is_not(None)))
+    return float(value) if value is not None else None
+
+
+async def open_windows_serving(session: AsyncSession, center_id: str, service_code: str) -> int:
+    stmt = select(func.count()).select_from(Window).join(WindowService, and_(
+        WindowService.center_id == Window.center_id, WindowService.window == Window.number)).where(
+        Window.center_id == center_id, Window.state == "open", WindowService.service_code == service_code,
+        WindowService.weight > 0)
+    return int(await session.scalar(stmt) or 0)
+
+
+async def waiting_counts(session: AsyncSession, center_id: str, day: date) -> dict[str, int]:
+    """Every active service of the centre with its number of waiting tickets (0 included)."""
+    counts = dict((await session.execute(select(Ticket.service_code, func.count()).where(
+        Ticket.center_id == center_id, Ticket.business_date == day, Ticket.status == "waiting")
+        .group_by(Ticket.service_code))).all())
+    return {s.code: int(counts.get(s.code, 0)) for s in await list_services(session, center_id)}
+
+
+async def get_ticket(session: AsyncSession, ticket_id: int, *, for_update: bool = False) -> Ticket | None:
+    return await session.get(Ticket, ticket_id, with_for_update=for_update)
+
+
+async def get_staff(session: AsyncSession, user_id: str) -> Staff | None:
+    return await session.get(Staff, user_id)

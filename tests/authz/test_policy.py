@@ -13,7 +13,9 @@ import asyncio
 import base64
 import importlib
 import json
+import os
 import re
+import string
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -28,7 +30,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from shared import clock
-from shared.auth import FEED_TOKEN_PARAM, Role
+from shared.auth import FEED_TOKEN_PARAM, Role, mint_token
 from shared.events.catalog import CenterUpserted
 from shared.events.envelope import Envelope
 
@@ -286,7 +288,31 @@ def _common() -> dict[str, Any]:
 async def seed_queue(service: str, client: httpx.AsyncClient, admin: dict[str, str]) -> Seeds:
     r = await client.post("/centers", json={"id": CENTER, "name": "玄武区政务服务中心"}, headers=admin)
     assert r.status_code == 201, r.text
-    return Seeds(_common())
+    r = await client.post(f"/centers/{CENTER}/services", json={"code": "HJ", "name": "户籍", "prefix": "A"},
+                          headers=admin)
+    assert r.status_code == 201, r.text
+    r = await client.post(f"/centers/{CENTER}/windows", headers=admin, json={
+        "number": WINDOW, "name": "3 号窗口", "services": [{"service_code": "HJ", "weight": 1}]})
+    assert r.status_code == 201, r.text
+    # the policy's clerk signed in at WINDOW, with a ticket called there (for start and finish)
+    key = os.environ["GATEWAY_JWT_PRIVATE_KEY"]
+    clerk = {"Authorization": "Bearer " + mint_token(key, subject="policy-clerk", role="clerk", centers=[CENTER],
+                                                     **CLAIMS[Role.CLERK])}
+    kiosk = {"Authorization": "Bearer " + mint_token(key, subject="policy-kiosk", role="kiosk", centers=[CENTER])}
+    tickets = []
+    for _ in range(3):
+        r = await client.post(f"/centers/{CENTER}/tickets", json={"service_code": "HJ"}, headers=kiosk)
+        assert r.status_code == 201, r.text
+        tickets.append(r.json()["id"])
+    for path in ("sign-in", "call-next"):
+        r = await client.post(f"/centers/{CENTER}/windows/{WINDOW}/{path}", headers=clerk)
+        assert r.status_code == 200, r.text
+    prefixes = (a + b for a in string.ascii_uppercase for b in string.ascii_uppercase)
+
+    async def fresh_prefix() -> str:
+        return next(prefixes)  # every created service issues its own letters
+
+    return Seeds({**_common(), "service": "HJ", "called_ticket": tickets[0]}, fresh={"fresh_prefix": fresh_prefix})
 
 
 async def seed_read_copy(service: str, client: httpx.AsyncClient, admin: dict[str, str]) -> Seeds:

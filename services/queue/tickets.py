@@ -1,0 +1,346 @@
+"""Tickets (号票): issuing with gap-free daily numbers, calling the next one by the rule, and what a window
+does with it after. The business rules; they write state and outbox rows and never commit.
+
+A call is one transaction: the window's row is locked (one call at a time per window, and its N:1 streak
+read and written under that lock), the waiting tickets are read as a snapshot, the pure rule
+(`calling.choose_next`) picks one, and that ticket is taken with `FOR UPDATE SKIP LOCKED`: a ticket another
+window is taking at this instant is skipped and the rule picks again from the same snapshot without it,
+so two windows never get the same ticket and neither waits for the other."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.queue import calling, repository, schedule, setup
+from services.queue.models import Center, Service, Ticket, Window
+from shared import clock
+from shared.auth import Principal, Role
+from shared.calendar.engine import WorkCalendar
+from shared.counters import next_number
+from shared.errors import AppError, Conflict, Forbidden, NotFound
+from shared.events.catalog import (
+    CallFacts,
+    Channel,
+    Clerk,
+    TicketCalled,
+    TicketFacts,
+    TicketFinished,
+    TicketIssued,
+    TicketStarted,
+    WaitingCounts,
+    WindowSignedIn,
+    WindowSignedOut,
+)
+from shared.events.outbox import publish
+from shared.pii import PersonalData, PersonalDataError
+
+PRODUCER = "queue"
+LOOKUP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a slip and typed on a phone
+ESTIMATE_WINDOW = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the rules need besides the session: the personal-data keys and the calendar snapshot."""
+
+    pii: PersonalData
+    calendar: WorkCalendar
+
+
+def day_kind(calendar: WorkCalendar, center_id: str, day: date) -> schedule.DayKind:
+    if calendar.is_working_day(day, center_id):
+        return "working"
+    return "holiday" if calendar.is_holiday(day, center_id) else "weekend"
+
+
+def channel_of(principal: Principal | None) -> Channel:
+    if principal is None:
+        return "online"
+    return "kiosk" if principal.role == Role.KIOSK else "staff"
+
+
+def facts(ticket: Ticket, department: str | None = None) -> TicketFacts:
+    return TicketFacts(ticket_id=ticket.id, center_id=ticket.center_id, business_date=ticket.business_date,
+                       service_code=ticket.service_code, department=department, number=ticket.number,
+                       kind=ticket.kind, channel=ticket.channel, issued_at=ticket.issued_at,
+                       duty_only=ticket.duty_only, id_number_hash=ticket.id_number_hash,
+                       id_number_masked=ticket.id_number_masked, phone_hash=ticket.phone_hash,
+                       phone_masked=ticket.phone_masked)
+
+
+# issuing
+
+@dataclass(frozen=True)
+class Issued:
+    ticket: Ticket
+    people_ahead: int
+    estimated_wait_s: int
+
+
+async def issue_ticket(ctx: Context, session: AsyncSession, center: Center, service: Service, *, kind: str,
+                       channel: Channel, id_number: str | None = None, phone: str | None = None) -> Issued:
+    """A walk-in or green-channel ticket now, if the hall issues now; its number is the service's next of
+    the local business day."""
+    now = clock.now()
+    today, local_now = clock.local_date(now), now.astimezone(clock.LOCAL_TZ).time().replace(tzinfo=None)
+    settings = setup.settings_of(center)
+    if local_now >= settings.day_close_time or await repository.day_closed(session, center.id, today):
+        raise Conflict("今日业务已结束，暂停取号", code="day_closed", field="center_id")
+    plan = schedule.day_plan(setup.schedule_of(center), today, day_kind(ctx.calendar, center.id, today))
+    decision = schedule.issuing_decision(plan, local_now, appointment=False)
+    decision.raise_if_refused()
+    if not service.active:
+        raise Conflict(f"{service.name}暂停办理", field="service_code", code="service_inactive")
+    person = _person(ctx.pii, id_number, phone)
+    if service.daily_limit_per_person is not None and (person.id_hash or person.phone_hash):
+        taken = await repository.tickets_of_person(session, center.id, service.code, today,
+                                                   person.id_hash, person.phone_hash)
+        if taken >= service.daily_limit_per_person:
+            raise Conflict(f"今日{service.name}每人限取{service.daily_limit_per_person}号，已取满",
+                           field="id_number" if person.id_hash else "phone", code="daily_limit_reached")
+    seq = await next_number(session, f"ticket:{center.id}:{service.code}", today)
+    ticket = Ticket(center_id=center.id, business_date=today, service_code=service.code, seq=seq,
+                    number=f"{service.prefix}{seq:03d}", lookup_code=_lookup_code(), kind=kind, channel=channel,
+                    status="waiting", duty_only=decision.duty_only, issued_at=now, effective_arrival=now,
+                    id_number_hash=person.id_hash, id_number_masked=person.id_masked,
+                    phone_hash=person.phone_hash, phone_masked=person.phone_masked,
+                    phone_encrypted=person.phone_encrypted.encode() if person.phone_encrypted else None)
+    session.add(ticket)
+    await session.flush()
+    ahead, wait_s = await estimate(session, ticket, service, now)
+    await publish(session, PRODUCER, TicketIssued(ticket=facts(ticket, service.department), people_ahead=ahead,
+                                                  estimated_wait_s=wait_s, phone_sealed=person.phone_sealed),
+                  subject=f"ticket:{ticket.id}", center_id=center.id)
+    await publish_waiting_counts(session, center.id, today)
+    return Issued(ticket, ahead, wait_s)
+
+
+@dataclass(frozen=True)
+class _Person:
+    id_hash: str | None = None
+    id_masked: str | None = None
+    phone_hash: str | None = None
+    phone_masked: str | None = None
+    phone_encrypted: str | None = None
+    phone_sealed: str | None = None
+
+
+def _person(pii: PersonalData, id_number: str | None, phone: str | None) -> _Person:
+    try:
+        ident = pii.id_card(id_number) if id_number else None
+    except PersonalDataError as exc:
+        raise AppError(exc.reason, field="id_number", status=422, code="invalid_personal_data") from exc
+    try:
+        tel = pii.phone(phone) if phone else None
+    except PersonalDataError as exc:
+        raise AppError(exc.reason, field="phone", status=422, code="invalid_personal_data") from exc
+    return _Person(id_hash=ident["hash"] if ident else None, id_masked=ident["masked"] if ident else None,
+                   phone_hash=tel["hash"] if tel else None, phone_masked=tel["masked"] if tel else None,
+                   phone_encrypted=tel["encrypted"] if tel else None,
+                   phone_sealed=tel["sealed_for_notify"] if tel else None)
+
+
+def _lookup_code() -> str:
+    return "".join(secrets.choice(LOOKUP_ALPHABET) for _ in range(6))
+
+
+def candidate(ticket: Ticket) -> calling.Candidate:
+    return calling.Candidate(
+        ticket_id=ticket.id, service_code=ticket.service_code, kind=ticket.kind,  # type: ignore[arg-type]
+        effective_arrival=ticket.effective_arrival, duty_only=ticket.duty_only,
+        transferred_at=ticket.transferred_at, transferred_to_window=ticket.transferred_to_window,
+        transferred_to_service=ticket.transferred_to_service,
+        slot_start=ticket.slot_start if ticket.kind == "appointment" else None, checked_in_at=ticket.checked_in_at)
+
+
+async def estimate(session: AsyncSession, ticket: Ticket, service: Service, now: datetime) -> tuple[int, int]:
+    """People ahead (whom call-next would take first if nothing else arrived) and the estimated wait: that
+    many times the service's median service time over the last two hours (its default without data),
+    divided by the open windows serving it with a weight above 0 (one, if none is open yet)."""
+    waiting = await repository.waiting_tickets(session, ticket.center_id, ticket.business_date)
+    ahead = calling.people_ahead(candidate(ticket), [candidate(t) for t in waiting], now)
+    median = await repository.median_service_seconds(session, ticket.center_id, service.code, now - ESTIMATE_WINDOW)
+    per_person = median if median is not None else service.default_service_minutes * 60
+    windows = max(1, await repository.open_windows_serving(session, ticket.center_id, service.code))
+    return ahead, round(ahead * per_person / windows)
+
+
+async def publish_waiting_counts(session: AsyncSession, center_id: str, day: date) -> None:
+    """The centre's absolute waiting counts, as of this transaction. Taken under a per-centre lock held to
+    the commit, so each count event reflects every change committed before it: applied in order (or twice),
+    a display ends at the right counts."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('queue.waiting:' || :center))"),
+                          {"center": center_id})
+    counts = await repository.waiting_counts(session, center_id, day)
+    await publish(session, PRODUCER, WaitingCounts(center_id=center_id, business_date=day, waiting=counts),
+                  subject=f"waiting:{center_id}", center_id=center_id)
+
+
+# windows: who is at them
+
+def _check_at_window(principal: Principal, window: Window) -> None:
+    """A clerk acts at a window only from its terminal: the window in the token came from that device."""
+    principal.check_center(window.center_id)
+    if principal.role not in (Role.CLERK, Role.CHIEF_REP):
+        raise Forbidden(f"a {principal.role} does not work at a window", code="wrong_role")
+    if principal.window != window.number:
+        raise Forbidden(f"signed in at window {principal.window or '(none)'}, not at window {window.number}",
+                        field="window", code="wrong_window")
+
+
+async def sign_in(session: AsyncSession, window: Window, principal: Principal) -> Window:
+    """The clerk takes the window's A or B post (AB角), as the window's assignment says."""
+    _check_at_window(principal, window)
+    if window.a_clerk is None and window.b_clerk is None:
+        post = "A"  # a window nobody is assigned to yet: whoever signs in at its terminal holds it
+    elif principal.subject == window.a_clerk:
+        post = "A"
+    elif principal.subject == window.b_clerk:
+        post = "B"
+    else:
+        raise Forbidden(f"user {principal.subject} holds neither post of window {window.number}",
+                        code="not_assigned")
+    if window.clerk_id not in (None, principal.subject) and window.state != "signed_out":
+        raise Conflict(f"window {window.number} is held by {window.clerk_id}: they sign out first",
+                       field="window", code="window_taken")
+    window.state, window.clerk_id, window.post, window.device = "open", principal.subject, post, principal.device
+    window.updated_at = clock.now()
+    await session.flush()
+    staff = await repository.get_staff(session, principal.subject)
+    await publish(session, PRODUCER, WindowSignedIn(
+        center_id=window.center_id, window=window.number, post=post,
+        clerk=_clerk(principal.subject, staff), device=principal.device),
+        subject=f"window:{window.center_id}:{window.number}", center_id=window.center_id)
+    return window
+
+
+async def sign_out(session: AsyncSession, window: Window, principal: Principal) -> Window:
+    _check_at_window(principal, window)
+    if window.clerk_id != principal.subject:
+        raise Conflict(f"user {principal.subject} is not signed in at window {window.number}", field="window",
+                       code="not_signed_in")
+    if window.active_ticket_id is not None:
+        raise Conflict(f"ticket {window.active_ticket_id} is still active at window {window.number}: finish, "
+                       "skip or transfer it first", field="window", code="ticket_active",
+                       ticket_id=window.active_ticket_id)
+    window.state, window.clerk_id, window.post, window.device = "signed_out", None, None, None
+    window.updated_at = clock.now()
+    await session.flush()
+    await publish(session, PRODUCER, WindowSignedOut(center_id=window.center_id, window=window.number,
+                                                     clerk_id=principal.subject),
+                  subject=f"window:{window.center_id}:{window.number}", center_id=window.center_id)
+    return window
+
+
+def _clerk(user_id: str, staff: object | None) -> Clerk:
+    if staff is None:  # the read copy has not seen the user yet: the sign shows no name rather than a wrong one
+        return Clerk(id=user_id, display_name="")
+    return Clerk(id=user_id, display_name=staff.display_name, post_title=staff.post_title,  # type: ignore[attr-defined]
+                 photo_url=staff.photo_url)  # type: ignore[attr-defined]
+
+
+# calling
+
+async def call_next(session: AsyncSession, center: Center, window_number: str, principal: Principal) -> Ticket | None:
+    """The ticket the rule gives this window now, called; None when nothing waits for it."""
+    window = await repository.get_window(session, center.id, window_number, for_update=True)
+    if window is None:
+        raise NotFound(f"centre {center.id} has no window {window_number}", field="window")
+    _check_at_window(principal, window)
+    if window.clerk_id != principal.subject or window.state != "open":
+        raise Conflict(f"sign in at window {window.number} first", field="window", code="not_signed_in")
+    if window.active_ticket_id is not None:
+        active = await session.get(Ticket, window.active_ticket_id)
+        raise Conflict(f"window {window.number} is serving {active.number if active else window.active_ticket_id}: "
+                       "finish, skip or transfer it first", field="window", code="ticket_active",
+                       ticket_id=window.active_ticket_id)
+    now = clock.now()
+    today = clock.local_date(now)
+    settings = setup.settings_of(center)
+    weights = await repository.window_weights(session, center.id, window.number)
+    view = calling.WindowView(number=window.number, weights=weights, priority_streak=window.priority_streak,
+                              duty=window.duty)
+    pool = {t.id: candidate(t) for t in await repository.waiting_tickets(session, center.id, today)}
+    while (choice := calling.choose_next(view, pool.values(), now, settings.green_channel_n)) is not None:
+        ticket = await repository.take_waiting_ticket(session, choice.ticket_id)
+        if ticket is not None:
+            break
+        del pool[choice.ticket_id]  # another window is taking it right now (or has): the next best
+    else:
+        return None
+    service = await repository.get_service(session, center.id, ticket.service_code)
+    staff = await repository.get_staff(session, principal.subject)
+    ticket.status, ticket.window, ticket.clerk_id, ticket.post = "called", window.number, principal.subject, window.post
+    ticket.called_at = now
+    window.active_ticket_id, window.priority_streak = ticket.id, choice.new_streak
+    window.updated_at = now
+    await session.flush()
+    call = CallFacts(window=window.number, clerk=_clerk(principal.subject, staff),
+                     post=window.post,
+                     wait_s=max(0, int((now - ticket.effective_arrival).total_seconds())), tier=choice.tier,
+                     announcement=announce(settings.announcement_template, ticket.number, window.number))
+    await publish(session, PRODUCER, TicketCalled(ticket=facts(ticket, service.department if service else None),
+                                                  call=call, priority_streak=choice.new_streak),
+                  subject=f"ticket:{ticket.id}", center_id=center.id)
+    await publish_waiting_counts(session, center.id, today)
+    return ticket
+
+
+def announce(template: str, number: str, window: str) -> str:
+    return template.replace("{number}", number).replace("{window}", window)
+
+
+# after the call
+
+async def _my_ticket(session: AsyncSession, ticket: Ticket, principal: Principal) -> Window:
+    window = await repository.get_window(session, ticket.center_id, ticket.window or "", for_update=True)
+    if window is None or ticket.window is None:
+        raise Conflict(f"ticket {ticket.number} is not at a window", field="ticket_id", code="not_called")
+    _check_at_window(principal, window)
+    return window
+
+
+async def start(session: AsyncSession, ticket: Ticket, principal: Principal) -> Ticket:
+    """The called person has come to the window: service begins."""
+    window = await _my_ticket(session, ticket, principal)
+    if ticket.status != "called" or window.active_ticket_id != ticket.id:
+        raise Conflict(f"ticket {ticket.number} is {ticket.status}, not called at window {window.number}",
+                       field="ticket_id", code="not_called")
+    now = clock.now()
+    ticket.status, ticket.started_at = "serving", now
+    await session.flush()
+    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
+    await publish(session, PRODUCER, TicketStarted(
+        ticket=facts(ticket, service.department if service else None), window=window.number,
+        clerk_id=principal.subject, wait_s=max(0, int((now - ticket.effective_arrival).total_seconds()))),
+        subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
+    return ticket
+
+
+async def finish(session: AsyncSession, ticket: Ticket, principal: Principal) -> Ticket:
+    """Service ended: the window is free for its next call."""
+    window = await _my_ticket(session, ticket, principal)
+    if ticket.status != "serving" or window.active_ticket_id != ticket.id:
+        raise Conflict(f"ticket {ticket.number} is {ticket.status}: only a ticket in service can finish",
+                       field="ticket_id", code="not_serving")
+    now = clock.now()
+    assert ticket.started_at is not None
+    ticket.status, ticket.ended_at = "done", now
+    window.active_ticket_id, window.updated_at = None, now
+    await session.flush()
+    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
+    started = ticket.started_at
+    await publish(session, PRODUCER, TicketFinished(
+        ticket=facts(ticket, service.department if service else None), window=window.number,
+        clerk_id=principal.subject, wait_s=max(0, int(((ticket.called_at or started) - ticket.effective_arrival)
+                                                      .total_seconds())),
+        service_s=ticket.served_s + max(0, int((now - started).total_seconds()))),
+        subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
+    return ticket
+
+

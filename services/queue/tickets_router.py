@@ -1,0 +1,98 @@
+"""Endpoints of the hall floor: issuing tickets, signing in at windows, calling and serving."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.queue import repository, tickets
+from services.queue.models import Service, Ticket
+from services.queue.router import CenterDep
+from services.queue.schemas import TicketIn, TicketIssuedOut, TicketOut, WindowOut
+from services.queue.setup import window_out
+from services.queue.setup_router import WindowDep
+from shared.auth import Principal, Role, require
+from shared.calendar.store import CalendarDep
+from shared.db import SessionDep
+from shared.errors import AppError, NotFound
+from shared.idempotency import IdempotencyDep
+
+router = APIRouter(tags=["tickets"])
+ISSUERS = (Role.KIOSK, Role.CLERK, Role.CHIEF_REP, Role.HALL_MANAGER, Role.CENTER_ADMIN, Role.SYSTEM_ADMIN)
+Issuer = Annotated[Principal, Depends(require(*ISSUERS))]
+AtWindow = Annotated[Principal, Depends(require(Role.CLERK, Role.CHIEF_REP))]
+
+
+def _context(request: Request, calendar: CalendarDep) -> tickets.Context:
+    return tickets.Context(pii=request.app.state.pii, calendar=calendar)
+
+
+ContextDep = Annotated[tickets.Context, Depends(_context)]
+
+
+@router.post("/centers/{center_id}/tickets", status_code=201, response_model=TicketIssuedOut,
+             responses={409: {"description": "not issuing now (closed, cut-off, lunch, day closed, limit)"}})
+async def issue_ticket(body: TicketIn, center: CenterDep, user: Issuer, session: SessionDep, ctx: ContextDep,
+                       idem: IdempotencyDep) -> JSONResponse:
+    """Issue a walk-in or green-channel ticket (kiosk or staff); a retry with its Idempotency-Key replays."""
+    if (replay := await idem.replay()) is not None:
+        return replay
+    service = await _service(session, center.id, body.service_code)
+    issued = await tickets.issue_ticket(ctx, session, center, service, kind=body.kind,
+                                        channel=tickets.channel_of(user), id_number=body.id_number, phone=body.phone)
+    t = issued.ticket
+    return await idem.remember(201, TicketIssuedOut(
+        id=t.id, number=t.number, lookup_code=t.lookup_code, service_code=t.service_code, kind=t.kind,
+        status=t.status, duty_only=t.duty_only, people_ahead=issued.people_ahead,
+        estimated_wait_s=issued.estimated_wait_s, issued_at=t.issued_at))
+
+
+async def _service(session: SessionDep, center_id: str, code: str) -> Service:
+    service = await repository.get_service(session, center_id, code)
+    if service is None:
+        raise AppError(f"centre {center_id} has no service {code}", field="service_code", status=422,
+                       code="unknown_service")
+    return service
+
+
+@router.post("/centers/{center_id}/windows/{number}/sign-in", response_model=WindowOut)
+async def sign_in(window: WindowDep, user: AtWindow, session: SessionDep) -> WindowOut:
+    """Sign in at the window, after logging in at its terminal; the post (A or B) is the window's assignment."""
+    return await window_out(session, await tickets.sign_in(session, window, user))
+
+
+@router.post("/centers/{center_id}/windows/{number}/sign-out", response_model=WindowOut)
+async def sign_out(window: WindowDep, user: AtWindow, session: SessionDep) -> WindowOut:
+    """Sign out of the window (no ticket may be active at it)."""
+    return await window_out(session, await tickets.sign_out(session, window, user))
+
+
+@router.post("/centers/{center_id}/windows/{number}/call-next", response_model=TicketOut,
+             responses={204: {"description": "nothing waits for this window"},
+                        409: {"description": "the window has an active ticket, or nobody is signed in"}})
+async def call_next(number: str, center: CenterDep, user: AtWindow, session: SessionDep) -> Ticket | Response:
+    """Call the ticket the rule gives this window now (DOMAIN.md "Call next: the rule")."""
+    ticket = await tickets.call_next(session, center, number, user)
+    return ticket if ticket is not None else Response(status_code=204)
+
+
+async def _ticket(ticket_id: int, session: SessionDep) -> Ticket:
+    ticket = await repository.get_ticket(session, ticket_id, for_update=True)
+    if ticket is None:
+        raise NotFound(f"no ticket {ticket_id}", field="ticket_id")
+    return ticket
+
+
+TicketDep = Annotated[Ticket, Depends(_ticket)]
+
+
+@router.post("/tickets/{ticket_id}/start", response_model=TicketOut)
+async def start(ticket: TicketDep, user: AtWindow, session: SessionDep) -> Ticket:
+    """The called person is at the window: service begins."""
+    return await tickets.start(session, ticket, user)
+
+
+@router.post("/tickets/{ticket_id}/finish", response_model=TicketOut)
+async def finish(ticket: TicketDep, user: AtWindow, session: SessionDep) -> Ticket:
+    """Service ended; the window may call its next ticket."""
+    return await tickets.finish(session, ticket, user)
