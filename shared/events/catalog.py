@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -98,7 +98,7 @@ class UserDeactivated(EventData):
 
 # queue (排队叫号): centres' queue settings and hall schedule, services, windows, tickets, appointments
 
-Weekday = Literal[1, 2, 3, 4, 5, 6, 7]  # ISO: Monday 1 ... Sunday 7
+Weekday = Annotated[int, Field(ge=1, le=7, description="ISO weekday: Monday 1 ... Sunday 7")]
 
 
 class QueueSettings(BaseModel):
