@@ -119,3 +119,39 @@ async def get_ticket(session: AsyncSession, ticket_id: int, *, for_update: bool 
 
 async def get_staff(session: AsyncSession, user_id: str) -> Staff | None:
     return await session.get(Staff, user_id)
+
+
+async def next_waiting_of(session: AsyncSession, center_id: str, day: date, service_code: str, kind: str,
+                          k: int) -> list[Ticket]:
+    """The first `k` tickets of a service and kind in the line now (not transferred), by effective arrival."""
+    return list((await session.scalars(select(Ticket).where(
+        Ticket.center_id == center_id, Ticket.business_date == day, Ticket.status == "waiting",
+        Ticket.service_code == service_code, Ticket.kind == kind, Ticket.transferred_at.is_(None))
+        .order_by(Ticket.effective_arrival, Ticket.id).limit(k))).all())
+
+
+async def mark_day(session: AsyncSession, center_id: str, day: date, *, by: str | None,
+                   closed_at: datetime | None = None, opened_at: datetime | None = None) -> None:
+    row = await session.get(BusinessDay, (center_id, day), with_for_update=True)
+    if row is None:
+        row = BusinessDay(center_id=center_id, business_date=day)
+        session.add(row)
+    if closed_at is not None:
+        row.closed_at, row.closed_by = closed_at, by
+    if opened_at is not None:
+        row.opened_at, row.opened_by = opened_at, by
+    await session.flush()
+
+
+async def tickets_to_expire(session: AsyncSession, center_id: str, day: date) -> list[Ticket]:
+    """What a day's close ends: the waiting tickets and the no-shows of that day, locked, in number order."""
+    return list((await session.scalars(select(Ticket).where(
+        Ticket.center_id == center_id, Ticket.business_date == day, Ticket.status.in_(("waiting", "no_show")))
+        .order_by(Ticket.id).with_for_update())).all())
+
+
+async def days_with_open_tickets(session: AsyncSession, center_id: str, up_to: date) -> list[date]:
+    rows = await session.scalars(select(Ticket.business_date).where(
+        Ticket.center_id == center_id, Ticket.business_date <= up_to, Ticket.status.in_(("waiting", "no_show")))
+        .distinct().order_by(Ticket.business_date))
+    return list(rows.all())

@@ -180,3 +180,19 @@ class TicketOut(BaseModel):
     recalls: int
     id_number_masked: str | None
     phone_masked: str | None
+
+
+class TransferIn(BaseModel):
+    """Where a ticket in service goes: one window, or one service (窗口间转办)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to_service_code: str | None = Field(None, pattern=CODE)
+    to_window: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{1,16}$")
+
+
+class DayOut(BaseModel):
+    center_id: str
+    business_date: date
+    open: bool
+    expired: int = Field(description="tickets that expired with this close")

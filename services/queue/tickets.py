@@ -9,6 +9,7 @@ so two windows never get the same ticket and neither waits for the other."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -28,10 +29,16 @@ from shared.events.catalog import (
     Channel,
     Clerk,
     TicketCalled,
+    TicketCancelled,
+    TicketExpired,
     TicketFacts,
     TicketFinished,
     TicketIssued,
+    TicketRecalled,
+    TicketRequeued,
+    TicketSkipped,
     TicketStarted,
+    TicketTransferred,
     WaitingCounts,
     WindowSignedIn,
     WindowSignedOut,
@@ -40,6 +47,7 @@ from shared.events.outbox import publish
 from shared.pii import PersonalData, PersonalDataError
 
 PRODUCER = "queue"
+log = logging.getLogger("services.queue.tickets")
 LOOKUP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a slip and typed on a phone
 ESTIMATE_WINDOW = timedelta(hours=2)
 
@@ -68,9 +76,7 @@ def facts(ticket: Ticket, department: str | None = None) -> TicketFacts:
     return TicketFacts(ticket_id=ticket.id, center_id=ticket.center_id, business_date=ticket.business_date,
                        service_code=ticket.service_code, department=department, number=ticket.number,
                        kind=ticket.kind, channel=ticket.channel, issued_at=ticket.issued_at,
-                       duty_only=ticket.duty_only, id_number_hash=ticket.id_number_hash,
-                       id_number_masked=ticket.id_number_masked, phone_hash=ticket.phone_hash,
-                       phone_masked=ticket.phone_masked)
+                       duty_only=ticket.duty_only)
 
 
 # issuing
@@ -113,8 +119,10 @@ async def issue_ticket(ctx: Context, session: AsyncSession, center: Center, serv
     session.add(ticket)
     await session.flush()
     ahead, wait_s = await estimate(session, ticket, service, now)
-    await publish(session, PRODUCER, TicketIssued(ticket=facts(ticket, service.department), people_ahead=ahead,
-                                                  estimated_wait_s=wait_s, phone_sealed=person.phone_sealed),
+    await publish(session, PRODUCER, TicketIssued(
+        ticket=facts(ticket, service.department), people_ahead=ahead, estimated_wait_s=wait_s,
+        id_number_hash=person.id_hash, id_number_masked=person.id_masked, phone_hash=person.phone_hash,
+        phone_masked=person.phone_masked, phone_sealed=person.phone_sealed),
                   subject=f"ticket:{ticket.id}", center_id=center.id)
     await publish_waiting_counts(session, center.id, today)
     return Issued(ticket, ahead, wait_s)
@@ -344,3 +352,176 @@ async def finish(session: AsyncSession, ticket: Ticket, principal: Principal) ->
     return ticket
 
 
+
+
+async def recall(session: AsyncSession, center: Center, ticket: Ticket, principal: Principal) -> Ticket:
+    """Call the called ticket again (重呼), up to the centre's recall limit; after it, the clerk skips it."""
+    window = await _my_ticket(session, ticket, principal)
+    if ticket.status != "called" or window.active_ticket_id != ticket.id:
+        raise Conflict(f"ticket {ticket.number} is {ticket.status}: only a called ticket is recalled",
+                       field="ticket_id", code="not_called")
+    settings = setup.settings_of(center)
+    if ticket.recalls >= settings.recall_limit:
+        raise Conflict(f"{ticket.number}号已重呼{ticket.recalls}次，请按过号处理", field="ticket_id",
+                       code="recall_limit_reached")
+    now = clock.now()
+    ticket.recalls += 1
+    await session.flush()
+    staff = await repository.get_staff(session, principal.subject)
+    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
+    call = CallFacts(window=window.number, clerk=_clerk(principal.subject, staff),
+                     post=window.post,
+                     wait_s=max(0, int((now - ticket.effective_arrival).total_seconds())), tier=0,
+                     announcement=announce(settings.announcement_template, ticket.number, window.number))
+    await publish(session, PRODUCER, TicketRecalled(ticket=facts(ticket, service.department if service else None),
+                                                    call=call, recalls=ticket.recalls),
+                  subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
+    return ticket
+
+
+async def skip(session: AsyncSession, ticket: Ticket, principal: Principal) -> Ticket:
+    """The called person did not come (过号): a no-show; the window is free again."""
+    window = await _my_ticket(session, ticket, principal)
+    if ticket.status != "called" or window.active_ticket_id != ticket.id:
+        raise Conflict(f"ticket {ticket.number} is {ticket.status}: only a called ticket is skipped",
+                       field="ticket_id", code="not_called")
+    now = clock.now()
+    ticket.status = "no_show"
+    window.active_ticket_id, window.updated_at = None, now
+    await session.flush()
+    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
+    await publish(session, PRODUCER, TicketSkipped(ticket=facts(ticket, service.department if service else None),
+                                                   window=window.number, clerk_id=principal.subject),
+                  subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
+    return ticket
+
+
+def _check_staff_of(principal: Principal, center_id: str) -> None:
+    principal.check_center(center_id)
+    if principal.role not in STAFF_ON_FLOOR:
+        raise Forbidden(f"a {principal.role} does not manage tickets", code="wrong_role")
+
+
+STAFF_ON_FLOOR = (Role.CLERK, Role.CHIEF_REP, Role.HALL_MANAGER, Role.CENTER_ADMIN, Role.SYSTEM_ADMIN)
+
+
+async def requeue(session: AsyncSession, center: Center, ticket: Ticket, principal: Principal) -> Ticket:
+    """A no-show who came back goes into the line again, once (过号顺延): behind the next K tickets of the
+    same service and kind then waiting; its effective arrival becomes just after the K-th of them (or now,
+    if fewer wait)."""
+    _check_staff_of(principal, ticket.center_id)
+    if ticket.status != "no_show":
+        raise Conflict(f"ticket {ticket.number} is {ticket.status}: only a no-show is requeued", field="ticket_id",
+                       code="not_no_show")
+    if ticket.requeues >= 1:
+        raise Conflict(f"{ticket.number}号已顺延过一次", field="ticket_id", code="requeued_already")
+    k = setup.settings_of(center).requeue_k
+    now = clock.now()
+    ahead = await repository.next_waiting_of(session, ticket.center_id, ticket.business_date, ticket.service_code,
+                                             ticket.kind, k)
+    arrival = ahead[-1].effective_arrival + timedelta(microseconds=1) if len(ahead) >= k and k > 0 else now
+    ticket.status, ticket.effective_arrival, ticket.requeues = "waiting", arrival, ticket.requeues + 1
+    ticket.window = ticket.clerk_id = ticket.post = None
+    ticket.called_at, ticket.recalls = None, 0
+    await session.flush()
+    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
+    await publish(session, PRODUCER, TicketRequeued(ticket=facts(ticket, service.department if service else None),
+                                                    effective_arrival=arrival, behind=len(ahead) if k else 0),
+                  subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
+    await publish_waiting_counts(session, ticket.center_id, ticket.business_date)
+    return ticket
+
+
+async def cancel(session: AsyncSession, ticket: Ticket, principal: Principal) -> Ticket:
+    """A waiting ticket is given up (the person left, or asked at the desk)."""
+    _check_staff_of(principal, ticket.center_id)
+    if ticket.status != "waiting":
+        raise Conflict(f"ticket {ticket.number} is {ticket.status}: only a waiting ticket is cancelled",
+                       field="ticket_id", code="not_waiting")
+    ticket.status, ticket.ended_at = "cancelled", clock.now()
+    await session.flush()
+    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
+    await publish(session, PRODUCER, TicketCancelled(ticket=facts(ticket, service.department if service else None),
+                                                     by=principal.subject),
+                  subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
+    await publish_waiting_counts(session, ticket.center_id, ticket.business_date)
+    return ticket
+
+
+async def transfer(session: AsyncSession, ticket: Ticket, principal: Principal, *, to_service_code: str | None,
+                   to_window: str | None) -> Ticket:
+    """A ticket in service moves to another window or service: it keeps its number and waits there first in
+    line (tiers 1 and 2 of the rule)."""
+    window = await _my_ticket(session, ticket, principal)
+    if ticket.status != "serving" or window.active_ticket_id != ticket.id:
+        raise Conflict(f"ticket {ticket.number} is {ticket.status}: only a ticket in service is transferred",
+                       field="ticket_id", code="not_serving")
+    if (to_service_code is None) == (to_window is None):
+        raise AppError("give exactly one of to_service_code and to_window", field="to_service_code", status=422,
+                       code="validation_failed")
+    if to_window is not None:
+        if to_window == window.number:
+            raise AppError("a ticket is not transferred to its own window", field="to_window", status=422,
+                           code="validation_failed")
+        if await repository.get_window(session, ticket.center_id, to_window) is None:
+            raise AppError(f"centre {ticket.center_id} has no window {to_window}", field="to_window", status=422,
+                           code="unknown_window")
+    if to_service_code is not None and await repository.get_service(session, ticket.center_id,
+                                                                    to_service_code) is None:
+        raise AppError(f"centre {ticket.center_id} has no service {to_service_code}", field="to_service_code",
+                       status=422, code="unknown_service")
+    now = clock.now()
+    assert ticket.started_at is not None
+    served = max(0, int((now - ticket.started_at).total_seconds()))
+    ticket.status, ticket.served_s = "waiting", ticket.served_s + served
+    ticket.transferred_at, ticket.transferred_to_window, ticket.transferred_to_service = now, to_window, to_service_code
+    ticket.started_at = ticket.called_at = None
+    ticket.recalls = 0
+    window.active_ticket_id, window.updated_at = None, now
+    await session.flush()
+    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
+    await publish(session, PRODUCER, TicketTransferred(
+        ticket=facts(ticket, service.department if service else None), from_window=window.number,
+        clerk_id=principal.subject, to_window=to_window, to_service_code=to_service_code, service_s=served),
+        subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
+    await publish_waiting_counts(session, ticket.center_id, ticket.business_date)
+    return ticket
+
+
+# the day
+
+async def close_day(session: AsyncSession, center: Center, principal: Principal | None, day: date) -> int:
+    """End the business day (the hall manager, or the day-close job): issuing stops and every ticket still
+    waiting, or a no-show not requeued, expires; nothing carries over. Returns how many expired."""
+    now = clock.now()
+    await repository.mark_day(session, center.id, day, closed_at=now, by=principal.subject if principal else None)
+    expired = await repository.tickets_to_expire(session, center.id, day)
+    services = {s.code: s for s in await repository.list_services(session, center.id)}
+    for ticket in expired:
+        before = ticket.status
+        ticket.status, ticket.ended_at = "expired", now
+        await session.flush()
+        service = services.get(ticket.service_code)
+        await publish(session, PRODUCER, TicketExpired(ticket=facts(ticket, service.department if service else None),
+                                                       status_before=before),
+                      subject=f"ticket:{ticket.id}", center_id=center.id)
+    await publish_waiting_counts(session, center.id, day)
+    return len(expired)
+
+
+async def open_day(session: AsyncSession, center: Center, principal: Principal, day: date) -> None:
+    """Open again a day the manager closed (issuing resumes, as the schedule allows)."""
+    await repository.mark_day(session, center.id, day, opened_at=clock.now(), by=principal.subject)
+
+
+async def close_due_days(session: AsyncSession, due: datetime) -> None:
+    """The day-close job: every centre whose day-close time has come expires what still waits, of that day
+    and of any earlier one (a day the job did not see close)."""
+    for center in await repository.list_centers(session, None):
+        settings = setup.settings_of(center)
+        day = clock.local_date(due)
+        last_open_day = day if due >= schedule.day_close_at(settings, day) else day - timedelta(days=1)
+        for stale_day in await repository.days_with_open_tickets(session, center.id, last_open_day):
+            expired = await close_day(session, center, None, stale_day)
+            log.info("day closed", extra={"event": "day_closed", "center_id": center.id,
+                                          "business_date": stale_day.isoformat(), "expired": expired})

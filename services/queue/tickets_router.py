@@ -6,11 +6,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.queue import repository, tickets
-from services.queue.models import Service, Ticket
+from services.queue.models import Center, Service, Ticket
 from services.queue.router import CenterDep
-from services.queue.schemas import TicketIn, TicketIssuedOut, TicketOut, WindowOut
+from services.queue.schemas import DayOut, TicketIn, TicketIssuedOut, TicketOut, TransferIn, WindowOut
 from services.queue.setup import window_out
 from services.queue.setup_router import WindowDep
+from shared import clock
 from shared.auth import Principal, Role, require
 from shared.calendar.store import CalendarDep
 from shared.db import SessionDep
@@ -21,6 +22,8 @@ router = APIRouter(tags=["tickets"])
 ISSUERS = (Role.KIOSK, Role.CLERK, Role.CHIEF_REP, Role.HALL_MANAGER, Role.CENTER_ADMIN, Role.SYSTEM_ADMIN)
 Issuer = Annotated[Principal, Depends(require(*ISSUERS))]
 AtWindow = Annotated[Principal, Depends(require(Role.CLERK, Role.CHIEF_REP))]
+FloorStaff = Annotated[Principal, Depends(require(*tickets.STAFF_ON_FLOOR))]
+HallManager = Annotated[Principal, Depends(require(Role.HALL_MANAGER, Role.CENTER_ADMIN, Role.SYSTEM_ADMIN))]
 
 
 def _context(request: Request, calendar: CalendarDep) -> tickets.Context:
@@ -96,3 +99,58 @@ async def start(ticket: TicketDep, user: AtWindow, session: SessionDep) -> Ticke
 async def finish(ticket: TicketDep, user: AtWindow, session: SessionDep) -> Ticket:
     """Service ended; the window may call its next ticket."""
     return await tickets.finish(session, ticket, user)
+
+
+@router.post("/tickets/{ticket_id}/recall", response_model=TicketOut)
+async def recall(ticket: TicketDep, user: AtWindow, session: SessionDep) -> Ticket:
+    """Call the ticket again (重呼), up to the centre's recall limit."""
+    center = await _center_of(session, ticket)
+    return await tickets.recall(session, center, ticket, user)
+
+
+@router.post("/tickets/{ticket_id}/skip", response_model=TicketOut)
+async def skip(ticket: TicketDep, user: AtWindow, session: SessionDep) -> Ticket:
+    """The called person did not come (过号)."""
+    return await tickets.skip(session, ticket, user)
+
+
+@router.post("/tickets/{ticket_id}/requeue", response_model=TicketOut)
+async def requeue(ticket: TicketDep, user: FloorStaff, session: SessionDep) -> Ticket:
+    """A no-show back in line behind the next K waiting (过号顺延), once."""
+    center = await _center_of(session, ticket)
+    return await tickets.requeue(session, center, ticket, user)
+
+
+@router.post("/tickets/{ticket_id}/cancel", response_model=TicketOut)
+async def cancel(ticket: TicketDep, user: FloorStaff, session: SessionDep) -> Ticket:
+    """Cancel a waiting ticket."""
+    return await tickets.cancel(session, ticket, user)
+
+
+@router.post("/tickets/{ticket_id}/transfer", response_model=TicketOut)
+async def transfer(body: TransferIn, ticket: TicketDep, user: AtWindow, session: SessionDep) -> Ticket:
+    """Move a ticket in service to another window or service; it waits there first in line."""
+    return await tickets.transfer(session, ticket, user, to_service_code=body.to_service_code,
+                                  to_window=body.to_window)
+
+
+@router.post("/centers/{center_id}/day/close", response_model=DayOut)
+async def close_day(center: CenterDep, user: HallManager, session: SessionDep) -> DayOut:
+    """End today's business (hall manager): issuing stops, what still waits expires."""
+    day = clock.today_local()
+    expired = await tickets.close_day(session, center, user, day)
+    return DayOut(center_id=center.id, business_date=day, open=False, expired=expired)
+
+
+@router.post("/centers/{center_id}/day/open", response_model=DayOut)
+async def open_day(center: CenterDep, user: HallManager, session: SessionDep) -> DayOut:
+    """Open today again after a close (hall manager); issuing follows the schedule."""
+    day = clock.today_local()
+    await tickets.open_day(session, center, user, day)
+    return DayOut(center_id=center.id, business_date=day, open=True, expired=0)
+
+
+async def _center_of(session: SessionDep, ticket: Ticket) -> Center:
+    center = await repository.get_center(session, ticket.center_id)
+    assert center is not None  # a ticket's centre is never deleted
+    return center

@@ -288,7 +288,8 @@ Channel = Literal["kiosk", "staff", "online"]
 
 
 class TicketFacts(BaseModel):
-    """What every ticket event says of the ticket (no personal data but its hash and masks)."""
+    """What every ticket event says of the ticket: nothing of the person (that is ticket.issued's alone, so
+    the events a hall display receives, calls and recalls, carry none)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -302,16 +303,13 @@ class TicketFacts(BaseModel):
     channel: Channel
     issued_at: datetime
     duty_only: bool = False
-    id_number_hash: str | None = None
-    id_number_masked: str | None = None
-    phone_hash: str | None = None
-    phone_masked: str | None = None
 
 
 @event_model
 class TicketIssued(EventData):
-    """A ticket was issued (queue): its number, the people ahead and the estimated wait at issue. Personal
-    data as hash and mask only; the phone sealed for notify (the "your turn is near" SMS)."""
+    """A ticket was issued (queue): its number, the people ahead and the estimated wait at issue, and the
+    person as hash and mask only, the phone sealed for notify (the "your turn is near" SMS). Later events of
+    the ticket name it by `ticket_id`."""
 
     type: Literal["ticket.issued"] = "ticket.issued"
     version: ClassVar[int] = 1
@@ -319,6 +317,10 @@ class TicketIssued(EventData):
     ticket: TicketFacts
     people_ahead: int
     estimated_wait_s: int
+    id_number_hash: str | None = None
+    id_number_masked: str | None = None
+    phone_hash: str | None = None
+    phone_masked: str | None = None
     phone_sealed: str | None = None
     appointment_code: str | None = None
 

@@ -312,7 +312,8 @@ async def seed_queue(service: str, client: httpx.AsyncClient, admin: dict[str, s
     async def fresh_prefix() -> str:
         return next(prefixes)  # every created service issues its own letters
 
-    return Seeds({**_common(), "service": "HJ", "called_ticket": tickets[0]}, fresh={"fresh_prefix": fresh_prefix})
+    return Seeds({**_common(), "service": "HJ", "called_ticket": tickets[0],
+                  "waiting_ticket": tickets[1]}, fresh={"fresh_prefix": fresh_prefix})
 
 
 async def seed_read_copy(service: str, client: httpx.AsyncClient, admin: dict[str, str]) -> Seeds:
