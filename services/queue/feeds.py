@@ -1,4 +1,7 @@
-"""The queue service's live feed (hall display, 综合屏): its topic as server-sent events, per centre."""
+"""The queue service's live feed (hall display, 综合屏): its topic as server-sent events, per centre, and only
+what a hall screen may show: calls and recalls with their announcement, who is at which window (岗位公示),
+the waiting counts, the centre's name. Never an issued ticket, an appointment or an evaluation: those name
+people, and a display is a screen anyone in the hall can read."""
 
 from typing import Annotated
 
@@ -6,10 +9,13 @@ from fastapi import Query, Request
 
 from shared.auth import CurrentFeedUser, Principal, Role
 from shared.errors import Forbidden
-from shared.feeds import Feed
+from shared.events.envelope import Envelope
+from shared.feeds import Feed, by_query
 from shared.settings import ServiceSettings
 
 DISPLAY_ROLES = {Role.DISPLAY, Role.HALL_MANAGER, Role.CLERK, Role.SUPERVISOR, Role.CENTER_ADMIN, Role.SYSTEM_ADMIN}
+DISPLAY_EVENTS = frozenset({"ticket.called", "ticket.recalled", "window.signed_in", "window.signed_out",
+                            "window.upserted", "queue.waiting_counts", "center.upserted"})
 
 
 async def display_viewer(request: Request, user: CurrentFeedUser,
@@ -24,7 +30,10 @@ async def display_viewer(request: Request, user: CurrentFeedUser,
     return user
 
 
+def display_filter(request: Request, envelope: Envelope) -> bool:
+    """The allow-list first (whatever `?type=` asks for), then the centre and type filters of the query."""
+    return envelope.type in DISPLAY_EVENTS and by_query(request, envelope)
+
+
 def display_feed(settings: ServiceSettings) -> Feed:
     return Feed(settings.hall.kafka_bootstrap, "hall.queue.v1", name="queue-display")
-
-

@@ -6,7 +6,8 @@ from fastapi import Depends, FastAPI
 
 from services.queue.calendar_router import router as calendar_router
 from services.queue.config import Settings, get_settings
-from services.queue.feeds import display_feed, display_viewer
+from services.queue.display import router as display_router
+from services.queue.feeds import display_feed, display_filter, display_viewer
 from services.queue.router import router
 from services.queue.setup_router import router as setup_router
 from services.queue.tickets_router import router as tickets_router
@@ -26,8 +27,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         settings, clock=clock, on_startup=[start_display],
         title="Hall queue service",
         description="排队叫号: centres, hall schedule, services, windows, tickets, appointments, evaluations.",
-        routers=[router, calendar_router, setup_router, tickets_router,
-                 display.router("/feeds/display", dependencies=[Depends(display_viewer)])],
+        routers=[router, calendar_router, setup_router, tickets_router, display_router,
+                 display.router("/feeds/display", display_filter, dependencies=[Depends(display_viewer)])],
         tags=[{"name": "centers", "description": "service halls (政务服务中心)"},
               {"name": "setup", "description": "a centre's queue settings, hall schedule, services and windows"},
               {"name": "tickets", "description": "issuing, signing in at windows, calling and serving"},

@@ -155,3 +155,16 @@ async def days_with_open_tickets(session: AsyncSession, center_id: str, up_to: d
         Ticket.center_id == center_id, Ticket.business_date <= up_to, Ticket.status.in_(("waiting", "no_show")))
         .distinct().order_by(Ticket.business_date))
     return list(rows.all())
+
+
+async def tickets_by_id(session: AsyncSession, ids: list[int]) -> list[Ticket]:
+    if not ids:
+        return []
+    return list((await session.scalars(select(Ticket).where(Ticket.id.in_(ids)))).all())
+
+
+async def recent_calls(session: AsyncSession, center_id: str, day: date, limit: int) -> list[Ticket]:
+    """The day's last calls, newest first (tickets called and still at their window, or served since)."""
+    return list((await session.scalars(select(Ticket).where(
+        Ticket.center_id == center_id, Ticket.business_date == day, Ticket.called_at.is_not(None),
+        Ticket.window.is_not(None)).order_by(Ticket.called_at.desc(), Ticket.id.desc()).limit(limit))).all())

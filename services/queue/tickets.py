@@ -245,6 +245,10 @@ async def sign_out(session: AsyncSession, window: Window, principal: Principal) 
     return window
 
 
+def clerk_sign(user_id: str, staff: object | None) -> Clerk:
+    return _clerk(user_id, staff)
+
+
 def _clerk(user_id: str, staff: object | None) -> Clerk:
     if staff is None:  # the read copy has not seen the user yet: the sign shows no name rather than a wrong one
         return Clerk(id=user_id, display_name="")
