@@ -196,3 +196,15 @@ class DayOut(BaseModel):
     business_date: date
     open: bool
     expired: int = Field(description="tickets that expired with this close")
+
+
+class PublicTicketOut(BaseModel):
+    """A ticket as its holder sees it on a phone (号票查询): no personal data."""
+
+    number: str
+    service_code: str
+    status: str
+    people_ahead: int
+    estimated_wait_s: int
+    window: str | None = Field(description="where to go, once called")
+    issued_at: datetime

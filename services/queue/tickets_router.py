@@ -1,14 +1,23 @@
 """Endpoints of the hall floor: issuing tickets, signing in at windows, calling and serving."""
 
+import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.queue import repository, tickets
 from services.queue.models import Center, Service, Ticket
 from services.queue.router import CenterDep
-from services.queue.schemas import DayOut, TicketIn, TicketIssuedOut, TicketOut, TransferIn, WindowOut
+from services.queue.schemas import (
+    DayOut,
+    PublicTicketOut,
+    TicketIn,
+    TicketIssuedOut,
+    TicketOut,
+    TransferIn,
+    WindowOut,
+)
 from services.queue.setup import window_out
 from services.queue.setup_router import WindowDep
 from shared import clock
@@ -154,3 +163,24 @@ async def _center_of(session: SessionDep, ticket: Ticket) -> Center:
     center = await repository.get_center(session, ticket.center_id)
     assert center is not None  # a ticket's centre is never deleted
     return center
+
+
+@router.get("/public/tickets/{ticket_id}", response_model=PublicTicketOut, tags=["public"],
+            responses={404: {"description": "no such ticket, or the code does not match"}})
+async def public_ticket(ticket_id: int, code: Annotated[str, Query(pattern=r"^[A-Za-z0-9]{6}$")],
+                        session: SessionDep, response: Response) -> PublicTicketOut:
+    """The holder's view of a ticket (no token: its lookup code): state, people ahead, estimated wait."""
+    ticket = await repository.get_ticket(session, ticket_id)
+    # one answer for an unknown ticket and a wrong code, compared in constant time: ids are guessable
+    if ticket is None or not hmac.compare_digest(ticket.lookup_code, code.upper()):
+        raise NotFound("no ticket with this number and code (请核对号票上的查询码)", field="code")
+    ahead = wait_s = 0
+    if ticket.status == "waiting":
+        service = await repository.get_service(session, ticket.center_id, ticket.service_code)
+        assert service is not None
+        ahead, wait_s = await tickets.estimate(session, ticket, service, clock.now())
+    response.headers["Cache-Control"] = "no-store"
+    return PublicTicketOut(number=ticket.number, service_code=ticket.service_code, status=ticket.status,
+                           people_ahead=ahead, estimated_wait_s=wait_s,
+                           window=ticket.window if ticket.status in ("called", "serving") else None,
+                           issued_at=ticket.issued_at)

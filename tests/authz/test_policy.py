@@ -299,11 +299,12 @@ async def seed_queue(service: str, client: httpx.AsyncClient, admin: dict[str, s
     clerk = {"Authorization": "Bearer " + mint_token(key, subject="policy-clerk", role="clerk", centers=[CENTER],
                                                      **CLAIMS[Role.CLERK])}
     kiosk = {"Authorization": "Bearer " + mint_token(key, subject="policy-kiosk", role="kiosk", centers=[CENTER])}
-    tickets = []
+    tickets, codes = [], []
     for _ in range(3):
         r = await client.post(f"/centers/{CENTER}/tickets", json={"service_code": "HJ"}, headers=kiosk)
         assert r.status_code == 201, r.text
         tickets.append(r.json()["id"])
+        codes.append(r.json()["lookup_code"])
     for path in ("sign-in", "call-next"):
         r = await client.post(f"/centers/{CENTER}/windows/{WINDOW}/{path}", headers=clerk)
         assert r.status_code == 200, r.text
@@ -313,7 +314,7 @@ async def seed_queue(service: str, client: httpx.AsyncClient, admin: dict[str, s
         return next(prefixes)  # every created service issues its own letters
 
     return Seeds({**_common(), "service": "HJ", "called_ticket": tickets[0],
-                  "waiting_ticket": tickets[1]}, fresh={"fresh_prefix": fresh_prefix})
+                  "waiting_ticket": tickets[1], "waiting_ticket_code": codes[1]}, fresh={"fresh_prefix": fresh_prefix})
 
 
 async def seed_read_copy(service: str, client: httpx.AsyncClient, admin: dict[str, str]) -> Seeds:

@@ -185,3 +185,22 @@ async def test_an_unknown_service_is_a_422_and_another_centres_kiosk_a_403(servi
                                       headers=tokens.headers("evaluator", [A], window="1"))
     assert unknown.status_code == 422 and unknown.json()["field"] == "service_code"
     assert foreign.status_code == 403 and evaluator.status_code == 403
+
+
+async def test_the_holder_follows_a_ticket_with_its_code_alone(service_client, tokens):
+    async with service_client("queue") as client:
+        await hall(client, tokens)
+        first, second = await issue(client, tokens), await issue(client, tokens)
+        waiting = await client.get(f"/public/tickets/{second['id']}", params={"code": second["lookup_code"]})
+        wrong = await client.get(f"/public/tickets/{second['id']}", params={"code": first["lookup_code"]})
+        unknown = await client.get("/public/tickets/999999", params={"code": "ABCDEF"})
+        clerk = at_window(tokens)
+        await client.post(f"/centers/{A}/windows/1/sign-in", headers=clerk)
+        await client.post(f"/centers/{A}/windows/1/call-next", headers=clerk)
+        called = await client.get(f"/public/tickets/{first['id']}", params={"code": first["lookup_code"].lower()})
+    assert waiting.status_code == 200 and waiting.headers["cache-control"] == "no-store"
+    assert waiting.json() | {"issued_at": None} == {"number": "A002", "service_code": "HJ", "status": "waiting",
+                                                   "people_ahead": 1, "estimated_wait_s": 600, "window": None,
+                                                   "issued_at": None}
+    assert wrong.status_code == unknown.status_code == 404 and wrong.json()["detail"] == unknown.json()["detail"]
+    assert called.json()["status"] == "called" and called.json()["window"] == "1"
