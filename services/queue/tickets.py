@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.queue import calling, repository, schedule, setup
+from services.queue import calling, metrics, repository, schedule, setup
 from services.queue.models import Center, Service, Ticket, Window
 from shared import clock
 from shared.auth import Principal, Role
@@ -124,6 +124,7 @@ async def issue_ticket(ctx: Context, session: AsyncSession, center: Center, serv
         id_number_hash=person.id_hash, id_number_masked=person.id_masked, phone_hash=person.phone_hash,
         phone_masked=person.phone_masked, phone_sealed=person.phone_sealed),
                   subject=f"ticket:{ticket.id}", center_id=center.id)
+    metrics.count(session, center.id, service.code, "issued")
     await publish_waiting_counts(session, center.id, today)
     return Issued(ticket, ahead, wait_s)
 
@@ -185,6 +186,8 @@ async def publish_waiting_counts(session: AsyncSession, center_id: str, day: dat
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('queue.waiting:' || :center))"),
                           {"center": center_id})
     counts = await repository.waiting_counts(session, center_id, day)
+    if day == clock.today_local():
+        metrics.waiting(session, center_id, counts)
     await publish(session, PRODUCER, WaitingCounts(center_id=center_id, business_date=day, waiting=counts),
                   subject=f"waiting:{center_id}", center_id=center_id)
 
@@ -299,6 +302,8 @@ async def call_next(session: AsyncSession, center: Center, window_number: str, p
     await publish(session, PRODUCER, TicketCalled(ticket=facts(ticket, service.department if service else None),
                                                   call=call, priority_streak=choice.new_streak),
                   subject=f"ticket:{ticket.id}", center_id=center.id)
+    metrics.count(session, center.id, ticket.service_code, "called")
+    metrics.waited(session, center.id, ticket.service_code, call.wait_s)
     await publish_waiting_counts(session, center.id, today)
     return ticket
 
@@ -353,6 +358,8 @@ async def finish(session: AsyncSession, ticket: Ticket, principal: Principal) ->
                                                       .total_seconds())),
         service_s=ticket.served_s + max(0, int((now - started).total_seconds()))),
         subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
+    metrics.count(session, ticket.center_id, ticket.service_code, "finished")
+    metrics.served(session, ticket.center_id, ticket.service_code, (now - started).total_seconds())
     return ticket
 
 
@@ -397,6 +404,7 @@ async def skip(session: AsyncSession, ticket: Ticket, principal: Principal) -> T
     await publish(session, PRODUCER, TicketSkipped(ticket=facts(ticket, service.department if service else None),
                                                    window=window.number, clerk_id=principal.subject),
                   subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
+    metrics.count(session, ticket.center_id, ticket.service_code, "no_show")
     return ticket
 
 
@@ -432,6 +440,7 @@ async def requeue(session: AsyncSession, center: Center, ticket: Ticket, princip
     await publish(session, PRODUCER, TicketRequeued(ticket=facts(ticket, service.department if service else None),
                                                     effective_arrival=arrival, behind=len(ahead) if k else 0),
                   subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
+    metrics.count(session, ticket.center_id, ticket.service_code, "requeued")
     await publish_waiting_counts(session, ticket.center_id, ticket.business_date)
     return ticket
 
@@ -448,6 +457,7 @@ async def cancel(session: AsyncSession, ticket: Ticket, principal: Principal) ->
     await publish(session, PRODUCER, TicketCancelled(ticket=facts(ticket, service.department if service else None),
                                                      by=principal.subject),
                   subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
+    metrics.count(session, ticket.center_id, ticket.service_code, "cancelled")
     await publish_waiting_counts(session, ticket.center_id, ticket.business_date)
     return ticket
 
@@ -488,6 +498,8 @@ async def transfer(session: AsyncSession, ticket: Ticket, principal: Principal, 
         ticket=facts(ticket, service.department if service else None), from_window=window.number,
         clerk_id=principal.subject, to_window=to_window, to_service_code=to_service_code, service_s=served),
         subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
+    metrics.count(session, ticket.center_id, ticket.service_code, "transferred")
+    metrics.served(session, ticket.center_id, ticket.service_code, served)
     await publish_waiting_counts(session, ticket.center_id, ticket.business_date)
     return ticket
 
@@ -509,6 +521,7 @@ async def close_day(session: AsyncSession, center: Center, principal: Principal 
         await publish(session, PRODUCER, TicketExpired(ticket=facts(ticket, service.department if service else None),
                                                        status_before=before),
                       subject=f"ticket:{ticket.id}", center_id=center.id)
+        metrics.count(session, center.id, ticket.service_code, "expired")
     await publish_waiting_counts(session, center.id, day)
     return len(expired)
 
