@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.queue import repository, setup, tickets
@@ -62,7 +62,11 @@ async def display_board(center: CenterDep, _: Viewer, session: SessionDep) -> Di
 
 
 async def board(session: AsyncSession, center: Center) -> DisplayBoard:
-    # the event id first: whatever commits after it comes through the feed, so nothing between is lost
+    # the event id first, with no outbox write in flight: a sequence is taken before its transaction commits,
+    # so a call still committing could have a lower id than one already committed, and would be neither on
+    # the board nor after its id. SHARE mode waits for those writers and holds new ones back for the moment
+    # this board takes to read (a screen reads it once, when it starts).
+    await session.execute(text("LOCK TABLE outbox IN SHARE MODE"))
     last_event_id = await session.scalar(select(func.max(outbox.c.sequence)))
     today = clock.today_local()
     template = setup.settings_of(center).announcement_template
