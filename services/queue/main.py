@@ -4,6 +4,7 @@ from contextlib import AsyncExitStack
 
 from fastapi import Depends, FastAPI
 
+from services.queue.appointments_router import router as appointments_router
 from services.queue.calendar_router import router as calendar_router
 from services.queue.config import Settings, get_settings
 from services.queue.display import router as display_router
@@ -27,7 +28,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         settings, clock=clock, on_startup=[start_display],
         title="Hall queue service",
         description="排队叫号: centres, hall schedule, services, windows, tickets, appointments, evaluations.",
-        routers=[router, calendar_router, setup_router, tickets_router, display_router,
+        routers=[router, calendar_router, setup_router, tickets_router, appointments_router, display_router,
                  display.router("/feeds/display", display_filter, dependencies=[Depends(display_viewer)])],
         tags=[{"name": "centers", "description": "service halls (政务服务中心)"},
               {"name": "setup", "description": "a centre's queue settings, hall schedule, services and windows"},

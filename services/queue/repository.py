@@ -5,7 +5,16 @@ from datetime import date, datetime
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.queue.models import BusinessDay, Center, Service, Staff, Ticket, Window, WindowService
+from services.queue.models import (
+    Appointment,
+    BusinessDay,
+    Center,
+    Service,
+    Staff,
+    Ticket,
+    Window,
+    WindowService,
+)
 
 
 async def get_center(session: AsyncSession, center_id: str) -> Center | None:
@@ -168,3 +177,58 @@ async def recent_calls(session: AsyncSession, center_id: str, day: date, limit: 
     return list((await session.scalars(select(Ticket).where(
         Ticket.center_id == center_id, Ticket.business_date == day, Ticket.called_at.is_not(None),
         Ticket.window.is_not(None)).order_by(Ticket.called_at.desc(), Ticket.id.desc()).limit(limit))).all())
+
+
+# appointments (预约)
+
+
+
+async def lock_for_transaction(session: AsyncSession, key: int) -> None:
+    """A transaction-level advisory lock (e.g. one appointment slot's), held until the commit or rollback."""
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def get_appointment_by_code(session: AsyncSession, code: str, *, for_update: bool = False) -> Appointment | None:
+    stmt = select(Appointment).where(Appointment.code == code)
+    return await session.scalar(stmt.with_for_update() if for_update else stmt)
+
+
+async def appointment_code_taken(session: AsyncSession, code: str) -> bool:
+    return await session.scalar(select(func.count()).select_from(Appointment).where(Appointment.code == code)) != 0
+
+
+async def slot_bookings(session: AsyncSession, center_id: str, service_code: str, slot_start: datetime) -> int:
+    """Appointments holding the slot: booked or checked in (a cancelled one gave its place back)."""
+    return int(await session.scalar(select(func.count()).select_from(Appointment).where(
+        Appointment.center_id == center_id, Appointment.service_code == service_code,
+        Appointment.slot_start == slot_start, Appointment.status != "cancelled")) or 0)
+
+
+async def bookings_by_slot(session: AsyncSession, center_id: str, start: datetime,
+                           end: datetime) -> dict[tuple[str, datetime], int]:
+    """(service, slot start) -> appointments holding that slot, for slots starting in [start, end)."""
+    rows = await session.execute(select(Appointment.service_code, Appointment.slot_start, func.count()).where(
+        Appointment.center_id == center_id, Appointment.slot_start >= start, Appointment.slot_start < end,
+        Appointment.status != "cancelled").group_by(Appointment.service_code, Appointment.slot_start))
+    return {(code, slot): int(n) for code, slot, n in rows.all()}
+
+
+async def booked_appointments_of_person(session: AsyncSession, center_id: str, service_code: str, start: datetime,
+                                        end: datetime, id_hash: str | None, phone_hash: str | None) -> int:
+    """Appointments still booked (not yet a ticket) by the same person for slots starting in [start, end)."""
+    same = [Appointment.id_number_hash == id_hash] if id_hash else []
+    same += [Appointment.phone_hash == phone_hash] if phone_hash else []
+    return int(await session.scalar(select(func.count()).select_from(Appointment).where(
+        Appointment.center_id == center_id, Appointment.service_code == service_code,
+        Appointment.slot_start >= start, Appointment.slot_start < end, Appointment.status == "booked",
+        or_(*same))) or 0)
+
+
+async def list_appointments(session: AsyncSession, center_id: str, start: datetime, end: datetime,
+                            status: str | None = None) -> list[Appointment]:
+    """A centre's appointments for slots starting in [start, end), by slot then booking order."""
+    stmt = select(Appointment).where(Appointment.center_id == center_id, Appointment.slot_start >= start,
+                                     Appointment.slot_start < end)
+    if status is not None:
+        stmt = stmt.where(Appointment.status == status)
+    return list((await session.scalars(stmt.order_by(Appointment.slot_start, Appointment.id))).all())

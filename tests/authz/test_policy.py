@@ -308,13 +308,37 @@ async def seed_queue(service: str, client: httpx.AsyncClient, admin: dict[str, s
     for path in ("sign-in", "call-next"):
         r = await client.post(f"/centers/{CENTER}/windows/{WINDOW}/{path}", headers=clerk)
         assert r.status_code == 200, r.text
+    # appointments: a service with slots every day 09:00-17:00, booked at 09:30 today (the clock's 09:00:
+    # within check-in's -60/+20 minutes); each check-in and cancel sample spends an appointment of its own
+    slots = [{"weekday": d, "start": "09:00", "end": "17:00", "minutes": 30, "capacity": 1000} for d in range(1, 8)]
+    r = await client.post(f"/centers/{CENTER}/services", headers=admin,
+                          json={"code": "YY", "name": "预约业务", "prefix": "Y", "slots": slots})
+    assert r.status_code == 201, r.text
+    slot = clock.now().astimezone(clock.LOCAL_TZ).replace(hour=9, minute=30, second=0, microsecond=0)
+    booking = {"service_code": "YY", "slot_start": slot.isoformat()}
+    phone = "13800138000"
+
+    async def fresh_appointment() -> str:
+        r = await client.post(f"/centers/{CENTER}/appointments", json=booking, headers=kiosk)
+        assert r.status_code == 201, r.text
+        return r.json()["code"]
+
+    async def fresh_online_appointment() -> str:
+        r = await client.post(f"/public/centers/{CENTER}/appointments", json={**booking, "phone": phone})
+        assert r.status_code == 201, r.text
+        return r.json()["code"]
+
     prefixes = (a + b for a in string.ascii_uppercase for b in string.ascii_uppercase)
 
     async def fresh_prefix() -> str:
         return next(prefixes)  # every created service issues its own letters
 
     return Seeds({**_common(), "service": "HJ", "called_ticket": tickets[0],
-                  "waiting_ticket": tickets[1], "waiting_ticket_code": codes[1]}, fresh={"fresh_prefix": fresh_prefix})
+                  "waiting_ticket": tickets[1], "waiting_ticket_code": codes[1],
+                  "appointment_service": "YY", "slot": slot.isoformat(), "slot_date": slot.date().isoformat(),
+                  "booking_phone": phone},
+                 fresh={"fresh_prefix": fresh_prefix, "fresh_appointment": fresh_appointment,
+                        "fresh_online_appointment": fresh_online_appointment})
 
 
 async def seed_read_copy(service: str, client: httpx.AsyncClient, admin: dict[str, str]) -> Seeds:
