@@ -23,7 +23,8 @@ Where DOMAIN.md is silent, the choices made here (and why) are in the docstrings
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -226,6 +227,53 @@ def _from_pool(pool: _Pool, weights: Mapping[str, int] | None, streak: int, gree
                   f"{_wait_us(c, now) // 1_000_000} s x weight {weight}")
 
 
+class Ranking:
+    """One window's eligible candidates, grouped so that choosing again after a ticket was taken elsewhere
+    costs as many steps as there are groups, not tickets.
+
+    Every tier takes the minimum of one ordering over one kind of ticket (transfers by transfer time,
+    started appointments by slot, green and ordinary tickets by arrival), so `choose_next` over the head
+    of each group (kind × service, or transfer target) gives what it gives over all of them. The
+    call-next transaction builds one from its snapshot, and `drop`s a choice another window holds."""
+
+    def __init__(self, window: WindowView, candidates: Iterable[Candidate], now: datetime) -> None:
+        self.window, self.now = window, now
+        groups: dict[tuple[str, str], list[Candidate]] = {}
+        for c in candidates:
+            key = _group(window, c, now)
+            if key is not None:
+                groups.setdefault(key, []).append(c)
+        self._groups = {key: deque(sorted(members, key=_GROUP_ORDER[key[0]])) for key, members in groups.items()}
+        self._group_of = {c.ticket_id: key for key, members in self._groups.items() for c in members}
+
+    def choose(self, green_n: int) -> Choice | None:
+        return choose_next(self.window, [members[0] for members in self._groups.values() if members], self.now,
+                           green_n)
+
+    def drop(self, ticket_id: int) -> None:
+        """The choice is not to be had (another window is taking it): the next of its group moves up."""
+        members = self._groups[self._group_of.pop(ticket_id)]
+        members.remove(next(c for c in members if c.ticket_id == ticket_id))
+
+
+def _group(window: WindowView, c: Candidate, now: datetime) -> tuple[str, str] | None:
+    """The group of a candidate at this window, as `choose_next` sorts it; None when it is not this
+    window's (the same filters, in the same order, as `choose_next`)."""
+    if c.transferred_to_window is not None:
+        return ("to_window", "") if c.transferred_to_window == window.number else None
+    if c.duty_only and not window.duty:
+        return None
+    if c.transferred_to_service is not None:
+        return ("to_service", "") if c.transferred_to_service in window.weights else None
+    if c.service_code not in window.weights:
+        return None
+    if c.kind == "green":
+        return "green", c.service_code
+    if c.kind == "appointment" and c.slot_start is not None and c.slot_start <= now:
+        return "started", c.service_code
+    return "ordinary", c.service_code
+
+
 def people_ahead(ticket: Candidate, candidates: Iterable[Candidate], now: datetime) -> int:
     """How many waiting tickets call-next would take before `ticket` if nothing else arrived (估计等待).
 
@@ -278,3 +326,9 @@ def _wait_us(c: Candidate, now: datetime) -> int:
 
 def _iso(at: datetime | None) -> str:
     return "-" if at is None else at.isoformat(timespec="seconds")
+
+
+_GROUP_ORDER: dict[str, Callable[[Candidate], tuple[object, ...]]] = {
+    "to_window": _by_transfer, "to_service": _by_transfer, "started": _by_slot, "green": _by_arrival,
+    "ordinary": _by_arrival,
+}

@@ -5,6 +5,7 @@ from datetime import date, datetime
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.queue import calling
 from services.queue.models import (
     Appointment,
     BusinessDay,
@@ -232,3 +233,38 @@ async def list_appointments(session: AsyncSession, center_id: str, start: dateti
     if status is not None:
         stmt = stmt.where(Appointment.status == status)
     return list((await session.scalars(stmt.order_by(Appointment.slot_start, Appointment.id))).all())
+
+
+async def call_candidates(session: AsyncSession, center_id: str, day: date, services: list[str],
+                          window: str) -> list[calling.Candidate]:
+    """The waiting tickets a window may call, as the rule reads them: only the columns it needs, of the
+    services the window serves (or transferred to it, or to one of them)."""
+    t = Ticket.__table__.c
+    rows = await session.execute(select(
+        t.id, t.service_code, t.kind, t.effective_arrival, t.duty_only, t.transferred_at, t.transferred_to_window,
+        t.transferred_to_service, t.slot_start, t.checked_in_at).where(
+        t.center_id == center_id, t.business_date == day, t.status == "waiting",
+        or_(and_(t.service_code.in_(services), t.transferred_to_window.is_(None),
+                 t.transferred_to_service.is_(None)),
+            t.transferred_to_window == window, t.transferred_to_service.in_(services)))
+        # in the lines' own order: calling.Ranking's sorts then only confirm it (linear on sorted input)
+        .order_by(t.effective_arrival, t.id))
+    return [calling.Candidate(
+        ticket_id=r.id, service_code=r.service_code, kind=r.kind, effective_arrival=r.effective_arrival,
+        duty_only=r.duty_only, transferred_at=r.transferred_at, transferred_to_window=r.transferred_to_window,
+        transferred_to_service=r.transferred_to_service,
+        slot_start=r.slot_start if r.kind == "appointment" else None, checked_in_at=r.checked_in_at)
+        for r in rows]
+
+
+async def ahead_of_new_ticket(session: AsyncSession, ticket: Ticket, now: datetime) -> int:
+    """`calling.people_ahead` for a ticket just issued (the last arrival of its line), counted in SQL: a
+    walk-in has its whole line ahead; a green ticket the transfers, started appointments and greens."""
+    t = Ticket.__table__.c
+    line = and_(t.center_id == ticket.center_id, t.business_date == ticket.business_date, t.status == "waiting",
+                t.id != ticket.id, t.transferred_to_window.is_(None),
+                func.coalesce(t.transferred_to_service, t.service_code) == ticket.service_code)
+    if ticket.kind == "green":
+        line = and_(line, or_(t.transferred_to_service.is_not(None), t.kind == "green",
+                              and_(t.kind == "appointment", t.slot_start <= now)))
+    return int(await session.scalar(select(func.count()).select_from(Ticket.__table__).where(line)) or 0)

@@ -118,7 +118,7 @@ async def issue_ticket(ctx: Context, session: AsyncSession, center: Center, serv
                     phone_encrypted=person.phone_encrypted.encode() if person.phone_encrypted else None)
     session.add(ticket)
     await session.flush()
-    ahead, wait_s = await estimate(session, ticket, service, now)
+    ahead, wait_s = await estimate(session, ticket, service, now, just_issued=True)
     await publish(session, PRODUCER, TicketIssued(
         ticket=facts(ticket, service.department), people_ahead=ahead, estimated_wait_s=wait_s,
         id_number_hash=person.id_hash, id_number_masked=person.id_masked, phone_hash=person.phone_hash,
@@ -167,12 +167,16 @@ def candidate(ticket: Ticket) -> calling.Candidate:
         slot_start=ticket.slot_start if ticket.kind == "appointment" else None, checked_in_at=ticket.checked_in_at)
 
 
-async def estimate(session: AsyncSession, ticket: Ticket, service: Service, now: datetime) -> tuple[int, int]:
+async def estimate(session: AsyncSession, ticket: Ticket, service: Service, now: datetime, *,
+                   just_issued: bool = False) -> tuple[int, int]:
     """People ahead (whom call-next would take first if nothing else arrived) and the estimated wait: that
     many times the service's median service time over the last two hours (its default without data),
     divided by the open windows serving it with a weight above 0 (one, if none is open yet)."""
-    waiting = await repository.waiting_tickets(session, ticket.center_id, ticket.business_date)
-    ahead = calling.people_ahead(candidate(ticket), [candidate(t) for t in waiting], now)
+    if just_issued and ticket.kind in ("walk_in", "green"):  # the last of its line: counted in SQL
+        ahead = await repository.ahead_of_new_ticket(session, ticket, now)
+    else:
+        waiting = await repository.waiting_tickets(session, ticket.center_id, ticket.business_date)
+        ahead = calling.people_ahead(candidate(ticket), [candidate(t) for t in waiting], now)
     median = await repository.median_service_seconds(session, ticket.center_id, service.code, now - ESTIMATE_WINDOW)
     per_person = median if median is not None else service.default_service_minutes * 60
     windows = max(1, await repository.open_windows_serving(session, ticket.center_id, service.code))
@@ -280,12 +284,13 @@ async def call_next(session: AsyncSession, center: Center, window_number: str, p
     weights = await repository.window_weights(session, center.id, window.number)
     view = calling.WindowView(number=window.number, weights=weights, priority_streak=window.priority_streak,
                               duty=window.duty)
-    pool = {t.id: candidate(t) for t in await repository.waiting_tickets(session, center.id, today)}
-    while (choice := calling.choose_next(view, pool.values(), now, settings.green_channel_n)) is not None:
+    ranking = calling.Ranking(view, await repository.call_candidates(session, center.id, today, list(weights),
+                                                                     window.number), now)
+    while (choice := ranking.choose(settings.green_channel_n)) is not None:
         ticket = await repository.take_waiting_ticket(session, choice.ticket_id)
         if ticket is not None:
             break
-        del pool[choice.ticket_id]  # another window is taking it right now (or has): the next best
+        ranking.drop(choice.ticket_id)  # another window is taking it right now (or has): the next best
     else:
         return None
     service = await repository.get_service(session, center.id, ticket.service_code)

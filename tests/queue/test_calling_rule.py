@@ -15,7 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.queue.calling import Candidate, Choice, TicketKind, WindowView, choose_next, people_ahead
+from services.queue.calling import (
+    Candidate,
+    Choice,
+    Ranking,
+    TicketKind,
+    WindowView,
+    choose_next,
+    people_ahead,
+)
 
 # Monday 2 March 2026, 09:00 in Shanghai: the hall opens
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -638,3 +646,21 @@ def test_property_the_choice_is_eligible_from_the_first_non_empty_tier(
         assert choice.new_streak == w.priority_streak + 1
     else:
         assert choice.new_streak == 0
+
+
+@given(w=windows, candidates=candidate_lists(), green_n=st.integers(0, 4), data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_the_grouped_ranking_chooses_what_the_rule_chooses_however_many_are_taken_elsewhere(
+        w, candidates, green_n, data) -> None:
+    """calling.Ranking (what the call-next transaction uses) against choose_next over everything: the same
+    choice, and after each choice is dropped (another window took it) the same next choice."""
+    now = at(30)
+    ranking = Ranking(w, candidates, now)
+    left = list(candidates)
+    while True:
+        expected = choose_next(w, left, now, green_n)
+        assert ranking.choose(green_n) == expected
+        if expected is None:
+            break
+        ranking.drop(expected.ticket_id)
+        left = [c for c in left if c.ticket_id != expected.ticket_id]

@@ -204,3 +204,15 @@ async def test_the_holder_follows_a_ticket_with_its_code_alone(service_client, t
                                                    "issued_at": None}
     assert wrong.status_code == unknown.status_code == 404 and wrong.json()["detail"] == unknown.json()["detail"]
     assert called.json()["status"] == "called" and called.json()["window"] == "1"
+
+
+async def test_people_ahead_at_issue_counts_whom_call_next_takes_first(service_client, tokens):
+    async with service_client("queue") as client:
+        await hall(client, tokens)
+        walk1 = await issue(client, tokens)
+        green1 = await issue(client, tokens, kind="green")
+        walk2 = await issue(client, tokens)
+        green2 = await issue(client, tokens, kind="green")
+        other = await issue(client, tokens, "SB")
+    # greens go before walk-ins (the N:1 rule aside), so a new green has only the greens ahead of it
+    assert [t["people_ahead"] for t in (walk1, green1, walk2, green2, other)] == [0, 0, 2, 1, 0]
