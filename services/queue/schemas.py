@@ -208,3 +208,14 @@ class PublicTicketOut(BaseModel):
     estimated_wait_s: int
     window: str | None = Field(description="where to go, once called")
     issued_at: datetime
+
+
+class RemoteTicketIn(BaseModel):
+    """远程取号: a ticket taken on a phone before coming; the phone is required (and counts against the
+    service's per-person daily limit)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service_code: str = Field(pattern=CODE, examples=["HJ"])
+    phone: str = Field(max_length=20, description="mainland mobile number")
+    id_number: str | None = Field(None, max_length=32)

@@ -12,6 +12,7 @@ from services.queue.router import CenterDep
 from services.queue.schemas import (
     DayOut,
     PublicTicketOut,
+    RemoteTicketIn,
     TicketIn,
     TicketIssuedOut,
     TicketOut,
@@ -184,3 +185,20 @@ async def public_ticket(ticket_id: int, code: Annotated[str, Query(pattern=r"^[A
                            people_ahead=ahead, estimated_wait_s=wait_s,
                            window=ticket.window if ticket.status in ("called", "serving") else None,
                            issued_at=ticket.issued_at)
+
+
+@router.post("/public/centers/{center_id}/tickets", status_code=201, response_model=TicketIssuedOut, tags=["public"],
+             responses={409: {"description": "not issuing now, or the person's daily limit reached"}})
+async def issue_remote_ticket(center_id: str, body: RemoteTicketIn, session: SessionDep,
+                              ctx: ContextDep) -> TicketIssuedOut:
+    """Take a ticket on a phone (远程取号, no token; rate-limited per address at the gateway)."""
+    center = await repository.get_center(session, center_id)
+    if center is None:
+        raise NotFound(f"centre {center_id} does not exist", field="center_id")
+    service = await _service(session, center.id, body.service_code)
+    issued = await tickets.issue_ticket(ctx, session, center, service, kind="walk_in", channel="online",
+                                        id_number=body.id_number, phone=body.phone)
+    t = issued.ticket
+    return TicketIssuedOut(id=t.id, number=t.number, lookup_code=t.lookup_code, service_code=t.service_code,
+                           kind=t.kind, status=t.status, duty_only=t.duty_only, people_ahead=issued.people_ahead,
+                           estimated_wait_s=issued.estimated_wait_s, issued_at=t.issued_at)

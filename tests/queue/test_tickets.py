@@ -216,3 +216,19 @@ async def test_people_ahead_at_issue_counts_whom_call_next_takes_first(service_c
         other = await issue(client, tokens, "SB")
     # greens go before walk-ins (the N:1 rule aside), so a new green has only the greens ahead of it
     assert [t["people_ahead"] for t in (walk1, green1, walk2, green2, other)] == [0, 0, 2, 1, 0]
+
+
+async def test_a_ticket_taken_on_a_phone_needs_the_phone_and_counts_against_the_limit(service_client, tokens):
+    async with service_client("queue") as client:
+        await center(client, tokens)
+        await service(client, tokens, "HJ", "A", daily_limit_per_person=1)
+        remote = await client.post(f"/public/centers/{A}/tickets", json={"service_code": "HJ", "phone": "13912345678"})
+        no_phone = await client.post(f"/public/centers/{A}/tickets", json={"service_code": "HJ"})
+        again = await client.post(f"/centers/{A}/tickets", headers=tokens.headers("kiosk", [A]),
+                                  json={"service_code": "HJ", "phone": "13912345678"})
+        events = await outbox(client)
+    assert remote.status_code == 201 and remote.json()["number"] == "A001"
+    assert no_phone.status_code == 422 and no_phone.json()["field"] == "phone"
+    assert again.status_code == 409 and again.json()["code"] == "daily_limit_reached"  # the same person
+    (issued,) = [e["data"] for e in events if e["type"] == "ticket.issued"]
+    assert issued["ticket"]["channel"] == "online" and issued["phone_masked"] == "139****5678"
