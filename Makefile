@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-pg15 migrate lint envoy-config bench-gateway bench-calendar bench-events bench-feed install clean
+.PHONY: run test test-pg15 migrate lint envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue install clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -53,6 +53,9 @@ bench-events: install ## relay throughput beside a raw producer; backlog drain a
 bench-feed: install ## commit-to-consumer and commit-to-feed-client latency at 200 events/s; broker-to-feed
 	$(PY) bench/events_latency.py
 	$(PY) bench/feed_latency.py
+
+bench-queue: install ## issue-ticket + call-next through the gateway (wrk) against pgbench on the same SQL; open-loop latency, call to display
+	$(PY) bench/queue_bench.py
 
 clean:
 	rm -rf var/test-*
