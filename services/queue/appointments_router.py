@@ -8,19 +8,19 @@ with)."""
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
 from services.queue import appointments, repository, tickets
-from services.queue.models import Appointment, Center, Service
+from services.queue.models import Appointment
 from services.queue.router import CenterDep
 from services.queue.schemas import CODE, TicketIssuedOut
+from services.queue.tickets_router import ContextDep, PublicCenterDep, issued_out, service_of_body
 from shared import clock
 from shared.auth import CurrentUser, Principal, Role, require
-from shared.calendar.store import CalendarDep
 from shared.db import SessionDep
-from shared.errors import AppError, NotFound
+from shared.errors import NotFound
 from shared.idempotency import IdempotencyDep
 
 router = APIRouter(tags=["appointments"])
@@ -124,23 +124,6 @@ def _booked(a: Appointment) -> AppointmentBookedOut:
 
 # dependencies
 
-def _context(request: Request, calendar: CalendarDep) -> tickets.Context:
-    return tickets.Context(pii=request.app.state.pii, calendar=calendar)
-
-
-ContextDep = Annotated[tickets.Context, Depends(_context)]
-
-
-async def _public_center(center_id: str, session: SessionDep) -> Center:
-    center = await repository.get_center(session, center_id)
-    if center is None:
-        raise NotFound(f"centre {center_id} does not exist", field="center_id")
-    return center
-
-
-PublicCenterDep = Annotated[Center, Depends(_public_center)]
-
-
 async def _appointment(code: str, session: SessionDep, user: CurrentUser) -> Appointment:
     """The appointment, locked for this request, if it is of one of the caller's centres."""
     appointment = await repository.get_appointment_by_code(session, code, for_update=True)
@@ -153,14 +136,6 @@ async def _appointment(code: str, session: SessionDep, user: CurrentUser) -> App
 AppointmentDep = Annotated[Appointment, Depends(_appointment)]
 
 
-async def _service(session: SessionDep, center_id: str, code: str) -> Service:
-    service = await repository.get_service(session, center_id, code)
-    if service is None:
-        raise AppError(f"centre {center_id} has no service {code}", field="service_code", status=422,
-                       code="unknown_service")
-    return service
-
-
 # routes
 
 @router.post("/centers/{center_id}/appointments", status_code=201, response_model=AppointmentBookedOut,
@@ -170,7 +145,7 @@ async def book(body: AppointmentIn, user: Booker, center: CenterDep, session: Se
     """Book a slot at the kiosk or for a caller (staff); a retry with its Idempotency-Key replays."""
     if (replay := await idem.replay()) is not None:
         return replay
-    service = await _service(session, center.id, body.service_code)
+    service = await service_of_body(session, center.id, body.service_code)
     appointment = await appointments.book(ctx, session, center, service, slot_start=body.slot_start,
                                           channel=tickets.channel_of(user), id_number=body.id_number,
                                           phone=body.phone)
@@ -182,7 +157,7 @@ async def book(body: AppointmentIn, user: Booker, center: CenterDep, session: Se
 async def book_online(body: PublicAppointmentIn, center: PublicCenterDep, session: SessionDep,
                       ctx: ContextDep) -> AppointmentBookedOut:
     """Book a slot online (no token; a phone is required and the service's per-person daily limit counts)."""
-    service = await _service(session, center.id, body.service_code)
+    service = await service_of_body(session, center.id, body.service_code)
     return _booked(await appointments.book(ctx, session, center, service, slot_start=body.slot_start,
                                            channel="online", id_number=body.id_number, phone=body.phone))
 
@@ -204,12 +179,8 @@ async def check_in(user: Booker, appointment: AppointmentDep, session: SessionDe
     if (replay := await idem.replay()) is not None:
         return replay
     done = await appointments.check_in(ctx, session, appointment, user)
-    t = done.issued.ticket
-    return await idem.remember(201, CheckInOut(ticket=TicketIssuedOut(
-        id=t.id, number=t.number, lookup_code=t.lookup_code, service_code=t.service_code, kind=t.kind,
-        status=t.status, duty_only=t.duty_only, people_ahead=done.issued.people_ahead,
-        estimated_wait_s=done.issued.estimated_wait_s, issued_at=t.issued_at), on_time=done.on_time,
-        message=done.message))
+    return await idem.remember(201, CheckInOut(ticket=issued_out(done.issued), on_time=done.on_time,
+                                               message=done.message))
 
 
 @router.post("/appointments/{code}/cancel", response_model=AppointmentOut,

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.queue import calling, metrics, repository, schedule, setup
-from services.queue.models import Center, Service, Ticket, Window
+from services.queue.models import Center, Service, Staff, Ticket, Window
 from shared import clock
 from shared.auth import Principal, Role
 from shared.calendar.engine import WorkCalendar
@@ -28,6 +28,7 @@ from shared.events.catalog import (
     CallFacts,
     Channel,
     Clerk,
+    QueueSettings,
     TicketCalled,
     TicketCancelled,
     TicketExpired,
@@ -229,7 +230,7 @@ async def sign_in(session: AsyncSession, window: Window, principal: Principal) -
     staff = await repository.get_staff(session, principal.subject)
     await publish(session, PRODUCER, WindowSignedIn(
         center_id=window.center_id, window=window.number, post=post,
-        clerk=_clerk(principal.subject, staff), device=principal.device),
+        clerk=clerk_sign(principal.subject, staff), device=principal.device),
         subject=f"window:{window.center_id}:{window.number}", center_id=window.center_id)
     return window
 
@@ -252,15 +253,10 @@ async def sign_out(session: AsyncSession, window: Window, principal: Principal) 
     return window
 
 
-def clerk_sign(user_id: str, staff: object | None) -> Clerk:
-    return _clerk(user_id, staff)
-
-
-def _clerk(user_id: str, staff: object | None) -> Clerk:
+def clerk_sign(user_id: str, staff: Staff | None) -> Clerk:
     if staff is None:  # the read copy has not seen the user yet: the sign shows no name rather than a wrong one
         return Clerk(id=user_id, display_name="")
-    return Clerk(id=user_id, display_name=staff.display_name, post_title=staff.post_title,  # type: ignore[attr-defined]
-                 photo_url=staff.photo_url)  # type: ignore[attr-defined]
+    return Clerk(id=user_id, display_name=staff.display_name, post_title=staff.post_title, photo_url=staff.photo_url)
 
 
 # calling
@@ -293,18 +289,13 @@ async def call_next(session: AsyncSession, center: Center, window_number: str, p
         ranking.drop(choice.ticket_id)  # another window is taking it right now (or has): the next best
     else:
         return None
-    service = await repository.get_service(session, center.id, ticket.service_code)
-    staff = await repository.get_staff(session, principal.subject)
     ticket.status, ticket.window, ticket.clerk_id, ticket.post = "called", window.number, principal.subject, window.post
     ticket.called_at = now
     window.active_ticket_id, window.priority_streak = ticket.id, choice.new_streak
     window.updated_at = now
     await session.flush()
-    call = CallFacts(window=window.number, clerk=_clerk(principal.subject, staff),
-                     post=window.post,
-                     wait_s=max(0, int((now - ticket.effective_arrival).total_seconds())), tier=choice.tier,
-                     announcement=announce(settings.announcement_template, ticket.number, window.number))
-    await publish(session, PRODUCER, TicketCalled(ticket=facts(ticket, service.department if service else None),
+    call = await _call_facts(session, ticket, window, principal, settings, now, tier=choice.tier)
+    await publish(session, PRODUCER, TicketCalled(ticket=await ticket_facts(session, ticket),
                                                   call=call, priority_streak=choice.new_streak),
                   subject=f"ticket:{ticket.id}", center_id=center.id)
     metrics.count(session, center.id, ticket.service_code, "called")
@@ -315,6 +306,22 @@ async def call_next(session: AsyncSession, center: Center, window_number: str, p
 
 def announce(template: str, number: str, window: str) -> str:
     return template.replace("{number}", number).replace("{window}", window)
+
+
+async def _call_facts(session: AsyncSession, ticket: Ticket, window: Window, principal: Principal,
+                      settings: QueueSettings, now: datetime, *, tier: int) -> CallFacts:
+    """Where, by whom and after what wait a ticket is called (or recalled: tier 0), with its announcement."""
+    staff = await repository.get_staff(session, principal.subject)
+    return CallFacts(window=window.number, clerk=clerk_sign(principal.subject, staff),
+                     post=window.post,
+                     wait_s=max(0, int((now - ticket.effective_arrival).total_seconds())), tier=tier,
+                     announcement=announce(settings.announcement_template, ticket.number, window.number))
+
+
+async def ticket_facts(session: AsyncSession, ticket: Ticket) -> TicketFacts:
+    """The ticket as its events describe it, with its service's department (the monitor's unit)."""
+    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
+    return facts(ticket, service.department if service else None)
 
 
 # after the call
@@ -336,9 +343,8 @@ async def start(session: AsyncSession, ticket: Ticket, principal: Principal) -> 
     now = clock.now()
     ticket.status, ticket.started_at = "serving", now
     await session.flush()
-    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
     await publish(session, PRODUCER, TicketStarted(
-        ticket=facts(ticket, service.department if service else None), window=window.number,
+        ticket=await ticket_facts(session, ticket), window=window.number,
         clerk_id=principal.subject, wait_s=max(0, int((now - ticket.effective_arrival).total_seconds()))),
         subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
     return ticket
@@ -355,10 +361,9 @@ async def finish(session: AsyncSession, ticket: Ticket, principal: Principal) ->
     ticket.status, ticket.ended_at = "done", now
     window.active_ticket_id, window.updated_at = None, now
     await session.flush()
-    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
     started = ticket.started_at
     await publish(session, PRODUCER, TicketFinished(
-        ticket=facts(ticket, service.department if service else None), window=window.number,
+        ticket=await ticket_facts(session, ticket), window=window.number,
         clerk_id=principal.subject, wait_s=max(0, int(((ticket.called_at or started) - ticket.effective_arrival)
                                                       .total_seconds())),
         service_s=ticket.served_s + max(0, int((now - started).total_seconds()))),
@@ -383,13 +388,8 @@ async def recall(session: AsyncSession, center: Center, ticket: Ticket, principa
     now = clock.now()
     ticket.recalls += 1
     await session.flush()
-    staff = await repository.get_staff(session, principal.subject)
-    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
-    call = CallFacts(window=window.number, clerk=_clerk(principal.subject, staff),
-                     post=window.post,
-                     wait_s=max(0, int((now - ticket.effective_arrival).total_seconds())), tier=0,
-                     announcement=announce(settings.announcement_template, ticket.number, window.number))
-    await publish(session, PRODUCER, TicketRecalled(ticket=facts(ticket, service.department if service else None),
+    call = await _call_facts(session, ticket, window, principal, settings, now, tier=0)
+    await publish(session, PRODUCER, TicketRecalled(ticket=await ticket_facts(session, ticket),
                                                     call=call, recalls=ticket.recalls),
                   subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
     return ticket
@@ -405,8 +405,7 @@ async def skip(session: AsyncSession, ticket: Ticket, principal: Principal) -> T
     ticket.status = "no_show"
     window.active_ticket_id, window.updated_at = None, now
     await session.flush()
-    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
-    await publish(session, PRODUCER, TicketSkipped(ticket=facts(ticket, service.department if service else None),
+    await publish(session, PRODUCER, TicketSkipped(ticket=await ticket_facts(session, ticket),
                                                    window=window.number, clerk_id=principal.subject),
                   subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
     metrics.count(session, ticket.center_id, ticket.service_code, "no_show")
@@ -441,8 +440,7 @@ async def requeue(session: AsyncSession, center: Center, ticket: Ticket, princip
     ticket.window = ticket.clerk_id = ticket.post = None
     ticket.called_at, ticket.recalls = None, 0
     await session.flush()
-    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
-    await publish(session, PRODUCER, TicketRequeued(ticket=facts(ticket, service.department if service else None),
+    await publish(session, PRODUCER, TicketRequeued(ticket=await ticket_facts(session, ticket),
                                                     effective_arrival=arrival, behind=len(ahead) if k else 0),
                   subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
     metrics.count(session, ticket.center_id, ticket.service_code, "requeued")
@@ -458,8 +456,7 @@ async def cancel(session: AsyncSession, ticket: Ticket, principal: Principal) ->
                        field="ticket_id", code="not_waiting")
     ticket.status, ticket.ended_at = "cancelled", clock.now()
     await session.flush()
-    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
-    await publish(session, PRODUCER, TicketCancelled(ticket=facts(ticket, service.department if service else None),
+    await publish(session, PRODUCER, TicketCancelled(ticket=await ticket_facts(session, ticket),
                                                      by=principal.subject),
                   subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
     metrics.count(session, ticket.center_id, ticket.service_code, "cancelled")
@@ -498,9 +495,8 @@ async def transfer(session: AsyncSession, ticket: Ticket, principal: Principal, 
     ticket.recalls = 0
     window.active_ticket_id, window.updated_at = None, now
     await session.flush()
-    service = await repository.get_service(session, ticket.center_id, ticket.service_code)
     await publish(session, PRODUCER, TicketTransferred(
-        ticket=facts(ticket, service.department if service else None), from_window=window.number,
+        ticket=await ticket_facts(session, ticket), from_window=window.number,
         clerk_id=principal.subject, to_window=to_window, to_service_code=to_service_code, service_s=served),
         subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
     metrics.count(session, ticket.center_id, ticket.service_code, "transferred")
@@ -522,7 +518,7 @@ async def close_day(session: AsyncSession, center: Center, principal: Principal 
         before = ticket.status
         ticket.status, ticket.ended_at = "expired", now
         await session.flush()
-        service = services.get(ticket.service_code)
+        service = services.get(ticket.service_code)  # read once for the whole close
         await publish(session, PRODUCER, TicketExpired(ticket=facts(ticket, service.department if service else None),
                                                        status_before=before),
                       subject=f"ticket:{ticket.id}", center_id=center.id)

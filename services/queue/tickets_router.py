@@ -43,6 +43,17 @@ def _context(request: Request, calendar: CalendarDep) -> tickets.Context:
 ContextDep = Annotated[tickets.Context, Depends(_context)]
 
 
+async def _public_center(center_id: str, session: SessionDep) -> Center:
+    """The centre of a tokenless route (no caller to check the centre against)."""
+    center = await repository.get_center(session, center_id)
+    if center is None:
+        raise NotFound(f"centre {center_id} does not exist", field="center_id")
+    return center
+
+
+PublicCenterDep = Annotated[Center, Depends(_public_center)]
+
+
 @router.post("/centers/{center_id}/tickets", status_code=201, response_model=TicketIssuedOut,
              responses={409: {"description": "not issuing now (closed, cut-off, lunch, day closed, limit)"}})
 async def issue_ticket(body: TicketIn, center: CenterDep, user: Issuer, session: SessionDep, ctx: ContextDep,
@@ -50,17 +61,22 @@ async def issue_ticket(body: TicketIn, center: CenterDep, user: Issuer, session:
     """Issue a walk-in or green-channel ticket (kiosk or staff); a retry with its Idempotency-Key replays."""
     if (replay := await idem.replay()) is not None:
         return replay
-    service = await _service(session, center.id, body.service_code)
+    service = await service_of_body(session, center.id, body.service_code)
     issued = await tickets.issue_ticket(ctx, session, center, service, kind=body.kind,
                                         channel=tickets.channel_of(user), id_number=body.id_number, phone=body.phone)
+    return await idem.remember(201, issued_out(issued))
+
+
+def issued_out(issued: tickets.Issued) -> TicketIssuedOut:
+    """What a kiosk (or a phone) is given for a ticket just issued."""
     t = issued.ticket
-    return await idem.remember(201, TicketIssuedOut(
-        id=t.id, number=t.number, lookup_code=t.lookup_code, service_code=t.service_code, kind=t.kind,
-        status=t.status, duty_only=t.duty_only, people_ahead=issued.people_ahead,
-        estimated_wait_s=issued.estimated_wait_s, issued_at=t.issued_at))
+    return TicketIssuedOut(id=t.id, number=t.number, lookup_code=t.lookup_code, service_code=t.service_code,
+                           kind=t.kind, status=t.status, duty_only=t.duty_only, people_ahead=issued.people_ahead,
+                           estimated_wait_s=issued.estimated_wait_s, issued_at=t.issued_at)
 
 
-async def _service(session: SessionDep, center_id: str, code: str) -> Service:
+async def service_of_body(session: SessionDep, center_id: str, code: str) -> Service:
+    """The service a request body names: an unknown one is the body's fault (422 naming the field)."""
     service = await repository.get_service(session, center_id, code)
     if service is None:
         raise AppError(f"centre {center_id} has no service {code}", field="service_code", status=422,
@@ -189,16 +205,10 @@ async def public_ticket(ticket_id: int, code: Annotated[str, Query(pattern=r"^[A
 
 @router.post("/public/centers/{center_id}/tickets", status_code=201, response_model=TicketIssuedOut, tags=["public"],
              responses={409: {"description": "not issuing now, or the person's daily limit reached"}})
-async def issue_remote_ticket(center_id: str, body: RemoteTicketIn, session: SessionDep,
+async def issue_remote_ticket(center: PublicCenterDep, body: RemoteTicketIn, session: SessionDep,
                               ctx: ContextDep) -> TicketIssuedOut:
     """Take a ticket on a phone (远程取号, no token; rate-limited per address at the gateway)."""
-    center = await repository.get_center(session, center_id)
-    if center is None:
-        raise NotFound(f"centre {center_id} does not exist", field="center_id")
-    service = await _service(session, center.id, body.service_code)
+    service = await service_of_body(session, center.id, body.service_code)
     issued = await tickets.issue_ticket(ctx, session, center, service, kind="walk_in", channel="online",
                                         id_number=body.id_number, phone=body.phone)
-    t = issued.ticket
-    return TicketIssuedOut(id=t.id, number=t.number, lookup_code=t.lookup_code, service_code=t.service_code,
-                           kind=t.kind, status=t.status, duty_only=t.duty_only, people_ahead=issued.people_ahead,
-                           estimated_wait_s=issued.estimated_wait_s, issued_at=t.issued_at)
+    return issued_out(issued)
