@@ -48,6 +48,7 @@ def create_service_app(
             await upgrade_async(settings.service_name, settings.database_url)
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                              max_overflow=settings.db_max_overflow, pool_timeout=settings.db_pool_timeout,
+                             pre_ping=settings.db_pool_pre_ping,
                              application_name=settings.service_name)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.logging import correlation_id
@@ -123,6 +124,14 @@ def install_error_handlers(app: FastAPI) -> None:
             detail = f"no route {request.method} {request.url.path}"
         return problem(exc.status_code, code, detail, instance=request.url.path,
                        headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _pool_exhausted(request: Request, exc: SQLAlchemyTimeoutError) -> JSONResponse:
+        # every pooled connection stayed busy for the pool's whole timeout: the service is overloaded, not
+        # broken, and the request changed nothing; a client retries (with its Idempotency-Key) after a pause
+        log.warning("database pool exhausted", extra={"event": "pool_timeout", "path": request.url.path})
+        return problem(503, "busy", "the service is busy: try again in a moment (服务繁忙，请稍后重试)",
+                       instance=request.url.path, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -51,5 +51,6 @@ class ServiceSettings(BaseSettings):
     db_pool_size: int = 5
     db_max_overflow: int = 5
     db_pool_timeout: float = 10.0
+    db_pool_pre_ping: bool = True
     migrate_on_start: bool = True
     hall: HallSettings = Field(default_factory=HallSettings)

@@ -102,6 +102,7 @@ async def serve_worker(service_name: str, settings: ServiceSettings, *, consumer
             await upgrade_async(service_name, settings.database_url)
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                              max_overflow=settings.db_max_overflow, pool_timeout=settings.db_pool_timeout,
+                             pre_ping=settings.db_pool_pre_ping,
                              application_name=f"{service_name}-worker")
         context = WorkerContext(service_name, settings, engine, make_sessionmaker(engine), hall.kafka_bootstrap)
         components: list[tuple[str, Component]] = []

@@ -54,3 +54,46 @@ async def test_readiness_fails_when_the_database_is_away(service_client):
         client.app.state.engine = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")
         r = await client.get("/readyz")
     assert r.status_code == 503 and r.json()["code"] == "db_unavailable"
+
+
+async def test_an_exhausted_pool_is_a_503_to_retry_not_a_500(service_client, tokens):
+    from shared.db import make_engine, make_sessionmaker
+
+    async with service_client("queue") as client:
+        app = client.app
+        tiny = make_engine(app.state.engine.url.render_as_string(hide_password=False), pool_size=1,
+                           max_overflow=0, pool_timeout=0.2)
+        app.state.engine, app.state.sessionmaker = tiny, make_sessionmaker(tiny)
+        admin = tokens.headers("system_admin", ["*"])
+        try:
+            async with tiny.connect() as held:  # the pool's only connection, busy elsewhere
+                await held.execute(text("SELECT 1"))
+                busy = await client.post("/centers", json={"id": "320102", "name": "x"}, headers=admin)
+            after = await client.post("/centers", json={"id": "320102", "name": "x"}, headers=admin)
+        finally:
+            await tiny.dispose()
+    assert busy.status_code == 503, busy.text
+    assert busy.json()["code"] == "busy" and busy.headers["retry-after"] == "1"
+    assert after.status_code == 201  # nothing of the refused request was kept: the same centre is created now
+
+
+async def test_statements_sent_to_the_driver_commit_and_roll_back_with_the_request(service_client):
+    from shared.db import driver_connection
+    from shared.errors import Conflict
+
+    async with service_client("queue") as client:
+        app = client.app
+        @app.post("/_test/driver/{n}", status_code=201)
+        async def write(n: int, session: SessionDep) -> dict:
+            # the first statement of the request goes to the driver: it must still be inside the transaction
+            await (await driver_connection(session)).execute(
+                "INSERT INTO daily_counters (scope, business_date, value) VALUES ($1, '2026-12-02', 1)", f"probe:{n}")
+            if n == 2:
+                raise Conflict("refused after the write")
+            return {"n": n}
+
+        kept = await client.post("/_test/driver/1")
+        refused = await client.post("/_test/driver/2")
+        rows = [r["scope"] for r in await client.db.fetch("SELECT scope FROM daily_counters ORDER BY scope")]
+    assert kept.status_code == 201 and refused.status_code == 409
+    assert rows == ["probe:1"]  # the refused request's row went with its rollback
