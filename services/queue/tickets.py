@@ -14,15 +14,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import text
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.queue import calling, metrics, repository, schedule, setup
+from services.queue import calling, metrics, repository, schedule, setup, statements
 from services.queue.models import Center, Service, Staff, Ticket, Window
 from shared import clock
 from shared.auth import Principal, Role
 from shared.calendar.engine import WorkCalendar
-from shared.counters import next_number
+from shared.db import driver_connection
 from shared.errors import AppError, Conflict, Forbidden, NotFound
 from shared.events.catalog import (
     CallFacts,
@@ -44,7 +44,7 @@ from shared.events.catalog import (
     WindowSignedIn,
     WindowSignedOut,
 )
-from shared.events.outbox import publish
+from shared.events.outbox import Outgoing, publish, publish_all
 from shared.pii import PersonalData, PersonalDataError
 
 PRODUCER = "queue"
@@ -89,16 +89,24 @@ class Issued:
     estimated_wait_s: int
 
 
-async def issue_ticket(ctx: Context, session: AsyncSession, center: Center, service: Service, *, kind: str,
+async def issue_ticket(ctx: Context, session: AsyncSession, center_id: str, service_code: str, *, kind: str,
                        channel: Channel, id_number: str | None = None, phone: str | None = None) -> Issued:
     """A walk-in or green-channel ticket now, if the hall issues now; its number is the service's next of
-    the local business day."""
+    the local business day. (The caller has checked that it may act for the centre.)"""
+    db = await driver_connection(session)
     now = clock.now()
     today, local_now = clock.local_date(now), now.astimezone(clock.LOCAL_TZ).time().replace(tzinfo=None)
-    settings = setup.settings_of(center)
-    if local_now >= settings.day_close_time or await repository.day_closed(session, center.id, today):
+    found = await statements.issue_context(db, center_id, service_code, today)
+    if found.center is None:
+        raise NotFound(f"centre {center_id} does not exist", field="center_id")
+    center, service = found.center, found.service
+    if service is None:
+        raise AppError(f"centre {center_id} has no service {service_code}", field="service_code", status=422,
+                       code="unknown_service")
+    if local_now >= center.settings.day_close_time or found.day_closed:
         raise Conflict("今日业务已结束，暂停取号", code="day_closed", field="center_id")
-    plan = schedule.day_plan(setup.schedule_of(center), today, day_kind(ctx.calendar, center.id, today))
+    plan = schedule.day_plan(center.schedule or setup.DEFAULT_SCHEDULE, today,
+                             day_kind(ctx.calendar, center.id, today))
     decision = schedule.issuing_decision(plan, local_now, appointment=False)
     decision.raise_if_refused()
     if not service.active:
@@ -110,23 +118,21 @@ async def issue_ticket(ctx: Context, session: AsyncSession, center: Center, serv
         if taken >= service.daily_limit_per_person:
             raise Conflict(f"今日{service.name}每人限取{service.daily_limit_per_person}号，已取满",
                            field="id_number" if person.id_hash else "phone", code="daily_limit_reached")
-    seq = await next_number(session, f"ticket:{center.id}:{service.code}", today)
-    ticket = Ticket(center_id=center.id, business_date=today, service_code=service.code, seq=seq,
-                    number=f"{service.prefix}{seq:03d}", lookup_code=_lookup_code(), kind=kind, channel=channel,
-                    status="waiting", duty_only=decision.duty_only, issued_at=now, effective_arrival=now,
-                    id_number_hash=person.id_hash, id_number_masked=person.id_masked,
-                    phone_hash=person.phone_hash, phone_masked=person.phone_masked,
-                    phone_encrypted=person.phone_encrypted.encode() if person.phone_encrypted else None)
-    session.add(ticket)
-    await session.flush()
-    ahead, wait_s = await estimate(session, ticket, service, now, just_issued=True)
-    await publish(session, PRODUCER, TicketIssued(
+    # the estimate first, the number last: the counter's row stays locked from its increment to the commit
+    ahead = await statements.ahead_of_new_ticket(db, center.id, today, service.code, kind, now)
+    wait_s = await wait_for(db, center.id, service, ahead, now)
+    ticket = await statements.insert_ticket(
+        db, center_id=center.id, day=today, service=service, lookup_code=_lookup_code(), kind=kind, channel=channel,
+        duty_only=decision.duty_only, now=now, id_hash=person.id_hash, id_masked=person.id_masked,
+        phone_hash=person.phone_hash, phone_masked=person.phone_masked,
+        phone_encrypted=person.phone_encrypted.encode() if person.phone_encrypted else None)
+    issued = Outgoing(TicketIssued(
         ticket=facts(ticket, service.department), people_ahead=ahead, estimated_wait_s=wait_s,
         id_number_hash=person.id_hash, id_number_masked=person.id_masked, phone_hash=person.phone_hash,
         phone_masked=person.phone_masked, phone_sealed=person.phone_sealed),
-                  subject=f"ticket:{ticket.id}", center_id=center.id)
+        subject=f"ticket:{ticket.id}", center_id=center.id)
+    await publish_all(session, PRODUCER, [issued, await waiting_counts(session, center.id, today)])
     metrics.count(session, center.id, service.code, "issued")
-    await publish_waiting_counts(session, center.id, today)
     return Issued(ticket, ahead, wait_s)
 
 
@@ -168,33 +174,37 @@ def candidate(ticket: Ticket) -> calling.Candidate:
         slot_start=ticket.slot_start if ticket.kind == "appointment" else None, checked_in_at=ticket.checked_in_at)
 
 
-async def estimate(session: AsyncSession, ticket: Ticket, service: Service, now: datetime, *,
-                   just_issued: bool = False) -> tuple[int, int]:
-    """People ahead (whom call-next would take first if nothing else arrived) and the estimated wait: that
-    many times the service's median service time over the last two hours (its default without data),
-    divided by the open windows serving it with a weight above 0 (one, if none is open yet)."""
-    if just_issued and ticket.kind in ("walk_in", "green"):  # the last of its line: counted in SQL
-        ahead = await repository.ahead_of_new_ticket(session, ticket, now)
-    else:
-        waiting = await repository.waiting_tickets(session, ticket.center_id, ticket.business_date)
-        ahead = calling.people_ahead(candidate(ticket), [candidate(t) for t in waiting], now)
-    median = await repository.median_service_seconds(session, ticket.center_id, service.code, now - ESTIMATE_WINDOW)
+async def estimate(session: AsyncSession, ticket: Ticket, service: Service, now: datetime) -> tuple[int, int]:
+    """People ahead (whom call-next would take first if nothing else arrived) and the estimated wait."""
+    waiting = await repository.waiting_tickets(session, ticket.center_id, ticket.business_date)
+    ahead = calling.people_ahead(candidate(ticket), [candidate(t) for t in waiting], now)
+    return ahead, await wait_for(await driver_connection(session), ticket.center_id, service, ahead, now)
+
+
+async def wait_for(db: asyncpg.Connection, center_id: str, service: Service, ahead: int, now: datetime) -> int:
+    """The estimated wait of a ticket with `ahead` people before it: that many times the service's median
+    service time over the last two hours (its default without data), divided by the open windows serving it
+    with a weight above 0 (one, if none is open yet)."""
+    median, windows = await statements.service_pace(db, center_id, service.code, now - ESTIMATE_WINDOW)
     per_person = median if median is not None else service.default_service_minutes * 60
-    windows = max(1, await repository.open_windows_serving(session, ticket.center_id, service.code))
-    return ahead, round(ahead * per_person / windows)
+    return round(ahead * per_person / max(1, windows))
+
+
+async def waiting_counts(session: AsyncSession, center_id: str, day: date) -> Outgoing:
+    """The centre's absolute waiting counts as of this transaction, as an event to publish with the change.
+    Read under a per-centre lock held to the commit, so each count event reflects every change committed
+    before it: applied in order (or twice), a display ends at the right counts."""
+    db = await driver_connection(session)
+    await statements.lock_waiting_counts(db, center_id)
+    counts = await statements.waiting_counts(db, center_id, day)
+    if day == clock.today_local():
+        metrics.waiting(session, center_id, counts)
+    return Outgoing(WaitingCounts(center_id=center_id, business_date=day, waiting=counts),
+                    subject=f"waiting:{center_id}", center_id=center_id)
 
 
 async def publish_waiting_counts(session: AsyncSession, center_id: str, day: date) -> None:
-    """The centre's absolute waiting counts, as of this transaction. Taken under a per-centre lock held to
-    the commit, so each count event reflects every change committed before it: applied in order (or twice),
-    a display ends at the right counts."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('queue.waiting:' || :center))"),
-                          {"center": center_id})
-    counts = await repository.waiting_counts(session, center_id, day)
-    if day == clock.today_local():
-        metrics.waiting(session, center_id, counts)
-    await publish(session, PRODUCER, WaitingCounts(center_id=center_id, business_date=day, waiting=counts),
-                  subject=f"waiting:{center_id}", center_id=center_id)
+    await publish_all(session, PRODUCER, [await waiting_counts(session, center_id, day)])
 
 
 # windows: who is at them
@@ -261,47 +271,54 @@ def clerk_sign(user_id: str, staff: Staff | None) -> Clerk:
 
 # calling
 
-async def call_next(session: AsyncSession, center: Center, window_number: str, principal: Principal) -> Ticket | None:
+async def call_next(session: AsyncSession, center_id: str, window_number: str, principal: Principal) -> Ticket | None:
     """The ticket the rule gives this window now, called; None when nothing waits for it."""
-    window = await repository.get_window(session, center.id, window_number, for_update=True)
-    if window is None:
-        raise NotFound(f"centre {center.id} has no window {window_number}", field="window")
+    principal.check_center(center_id)
+    db = await driver_connection(session)
+    center = await statements.center(db, center_id)
+    if center is None:
+        raise NotFound(f"centre {center_id} does not exist", field="center_id")
+    at = await statements.window_for_call(db, center_id, window_number)
+    if at is None:
+        raise NotFound(f"centre {center_id} has no window {window_number}", field="window")
+    window = at.window
     _check_at_window(principal, window)
     if window.clerk_id != principal.subject or window.state != "open":
         raise Conflict(f"sign in at window {window.number} first", field="window", code="not_signed_in")
     if window.active_ticket_id is not None:
-        active = await session.get(Ticket, window.active_ticket_id)
-        raise Conflict(f"window {window.number} is serving {active.number if active else window.active_ticket_id}: "
+        raise Conflict(f"window {window.number} is serving {at.active_number or window.active_ticket_id}: "
                        "finish, skip or transfer it first", field="window", code="ticket_active",
                        ticket_id=window.active_ticket_id)
     now = clock.now()
     today = clock.local_date(now)
-    settings = setup.settings_of(center)
-    weights = await repository.window_weights(session, center.id, window.number)
-    view = calling.WindowView(number=window.number, weights=weights, priority_streak=window.priority_streak,
+    view = calling.WindowView(number=window.number, weights=at.weights, priority_streak=window.priority_streak,
                               duty=window.duty)
-    ranking = calling.Ranking(view, await repository.call_candidates(session, center.id, today, list(weights),
+    ranking = calling.Ranking(view, await statements.call_candidates(db, center_id, today, list(at.weights),
                                                                      window.number), now)
-    while (choice := ranking.choose(settings.green_channel_n)) is not None:
-        ticket = await repository.take_waiting_ticket(session, choice.ticket_id)
-        if ticket is not None:
+    while (choice := ranking.choose(center.settings.green_channel_n)) is not None:
+        taken = await statements.take_for_call(db, choice.ticket_id, window=window.number, clerk_id=principal.subject,
+                                               post=window.post, now=now)
+        if taken is not None:
             break
         ranking.drop(choice.ticket_id)  # another window is taking it right now (or has): the next best
     else:
         return None
-    ticket.status, ticket.window, ticket.clerk_id, ticket.post = "called", window.number, principal.subject, window.post
-    ticket.called_at = now
-    window.active_ticket_id, window.priority_streak = ticket.id, choice.new_streak
-    window.updated_at = now
-    await session.flush()
-    call = await _call_facts(session, ticket, window, principal, settings, now, tier=choice.tier)
-    await publish(session, PRODUCER, TicketCalled(ticket=await ticket_facts(session, ticket),
-                                                  call=call, priority_streak=choice.new_streak),
-                  subject=f"ticket:{ticket.id}", center_id=center.id)
-    metrics.count(session, center.id, ticket.service_code, "called")
-    metrics.waited(session, center.id, ticket.service_code, call.wait_s)
-    await publish_waiting_counts(session, center.id, today)
+    ticket, department = taken
+    await statements.window_called(db, window, ticket.id, choice.new_streak, now)
+    clerk = Clerk(id=principal.subject, **at.clerk) if at.clerk else clerk_sign(principal.subject, None)
+    call = CallFacts(window=window.number, clerk=clerk, post=window.post, wait_s=_waited(ticket, now),
+                     tier=choice.tier, announcement=announce(center.settings.announcement_template, ticket.number,
+                                                             window.number))
+    called = Outgoing(TicketCalled(ticket=facts(ticket, department), call=call, priority_streak=choice.new_streak),
+                      subject=f"ticket:{ticket.id}", center_id=center_id)
+    await publish_all(session, PRODUCER, [called, await waiting_counts(session, center_id, today)])
+    metrics.count(session, center_id, ticket.service_code, "called")
+    metrics.waited(session, center_id, ticket.service_code, call.wait_s)
     return ticket
+
+
+def _waited(ticket: Ticket, now: datetime) -> int:
+    return max(0, int((now - ticket.effective_arrival).total_seconds()))
 
 
 def announce(template: str, number: str, window: str) -> str:
@@ -314,7 +331,7 @@ async def _call_facts(session: AsyncSession, ticket: Ticket, window: Window, pri
     staff = await repository.get_staff(session, principal.subject)
     return CallFacts(window=window.number, clerk=clerk_sign(principal.subject, staff),
                      post=window.post,
-                     wait_s=max(0, int((now - ticket.effective_arrival).total_seconds())), tier=tier,
+                     wait_s=_waited(ticket, now), tier=tier,
                      announcement=announce(settings.announcement_template, ticket.number, window.number))
 
 
@@ -334,45 +351,58 @@ async def _my_ticket(session: AsyncSession, ticket: Ticket, principal: Principal
     return window
 
 
-async def start(session: AsyncSession, ticket: Ticket, principal: Principal) -> Ticket:
+async def _ticket_at_my_window(db: asyncpg.Connection, ticket_id: int,
+                                principal: Principal) -> tuple[Ticket, str | None, Window]:
+    """The ticket and its window, both locked (the ticket first, as every action after the call locks them),
+    with its service's department; the caller is the clerk signed in at that window's terminal."""
+    found = await statements.ticket_for_update(db, ticket_id)
+    if found is None:
+        raise NotFound(f"no ticket {ticket_id}", field="ticket_id")
+    ticket, department = found
+    window = await statements.window_for_update(db, ticket.center_id, ticket.window) if ticket.window else None
+    if window is None:
+        principal.check_center(ticket.center_id)
+        raise Conflict(f"ticket {ticket.number} is not at a window", field="ticket_id", code="not_called")
+    _check_at_window(principal, window)
+    return ticket, department, window
+
+
+async def start(session: AsyncSession, ticket_id: int, principal: Principal) -> Ticket:
     """The called person has come to the window: service begins."""
-    window = await _my_ticket(session, ticket, principal)
+    db = await driver_connection(session)
+    ticket, department, window = await _ticket_at_my_window(db, ticket_id, principal)
     if ticket.status != "called" or window.active_ticket_id != ticket.id:
         raise Conflict(f"ticket {ticket.number} is {ticket.status}, not called at window {window.number}",
                        field="ticket_id", code="not_called")
     now = clock.now()
+    await statements.ticket_started(db, ticket.id, now)
     ticket.status, ticket.started_at = "serving", now
-    await session.flush()
     await publish(session, PRODUCER, TicketStarted(
-        ticket=await ticket_facts(session, ticket), window=window.number,
-        clerk_id=principal.subject, wait_s=max(0, int((now - ticket.effective_arrival).total_seconds()))),
-        subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
+        ticket=facts(ticket, department), window=window.number, clerk_id=principal.subject,
+        wait_s=_waited(ticket, now)), subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
     return ticket
 
 
-async def finish(session: AsyncSession, ticket: Ticket, principal: Principal) -> Ticket:
+async def finish(session: AsyncSession, ticket_id: int, principal: Principal) -> Ticket:
     """Service ended: the window is free for its next call."""
-    window = await _my_ticket(session, ticket, principal)
+    db = await driver_connection(session)
+    ticket, department, window = await _ticket_at_my_window(db, ticket_id, principal)
     if ticket.status != "serving" or window.active_ticket_id != ticket.id:
         raise Conflict(f"ticket {ticket.number} is {ticket.status}: only a ticket in service can finish",
                        field="ticket_id", code="not_serving")
     now = clock.now()
-    assert ticket.started_at is not None
-    ticket.status, ticket.ended_at = "done", now
-    window.active_ticket_id, window.updated_at = None, now
-    await session.flush()
     started = ticket.started_at
+    assert started is not None
+    await statements.ticket_finished(db, ticket, now)
+    ticket.status, ticket.ended_at = "done", now
     await publish(session, PRODUCER, TicketFinished(
-        ticket=await ticket_facts(session, ticket), window=window.number,
-        clerk_id=principal.subject, wait_s=max(0, int(((ticket.called_at or started) - ticket.effective_arrival)
-                                                      .total_seconds())),
+        ticket=facts(ticket, department), window=window.number, clerk_id=principal.subject,
+        wait_s=max(0, int(((ticket.called_at or started) - ticket.effective_arrival).total_seconds())),
         service_s=ticket.served_s + max(0, int((now - started).total_seconds()))),
         subject=f"ticket:{ticket.id}", center_id=ticket.center_id)
     metrics.count(session, ticket.center_id, ticket.service_code, "finished")
     metrics.served(session, ticket.center_id, ticket.service_code, (now - started).total_seconds())
     return ticket
-
-
 
 
 async def recall(session: AsyncSession, center: Center, ticket: Ticket, principal: Principal) -> Ticket:

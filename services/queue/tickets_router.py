@@ -56,13 +56,13 @@ PublicCenterDep = Annotated[Center, Depends(_public_center)]
 
 @router.post("/centers/{center_id}/tickets", status_code=201, response_model=TicketIssuedOut,
              responses={409: {"description": "not issuing now (closed, cut-off, lunch, day closed, limit)"}})
-async def issue_ticket(body: TicketIn, center: CenterDep, user: Issuer, session: SessionDep, ctx: ContextDep,
+async def issue_ticket(center_id: str, body: TicketIn, user: Issuer, session: SessionDep, ctx: ContextDep,
                        idem: IdempotencyDep) -> JSONResponse:
     """Issue a walk-in or green-channel ticket (kiosk or staff); a retry with its Idempotency-Key replays."""
+    user.check_center(center_id)
     if (replay := await idem.replay()) is not None:
         return replay
-    service = await service_of_body(session, center.id, body.service_code)
-    issued = await tickets.issue_ticket(ctx, session, center, service, kind=body.kind,
+    issued = await tickets.issue_ticket(ctx, session, center_id, body.service_code, kind=body.kind,
                                         channel=tickets.channel_of(user), id_number=body.id_number, phone=body.phone)
     return await idem.remember(201, issued_out(issued))
 
@@ -99,9 +99,9 @@ async def sign_out(window: WindowDep, user: AtWindow, session: SessionDep) -> Wi
 @router.post("/centers/{center_id}/windows/{number}/call-next", response_model=TicketOut,
              responses={204: {"description": "nothing waits for this window"},
                         409: {"description": "the window has an active ticket, or nobody is signed in"}})
-async def call_next(number: str, center: CenterDep, user: AtWindow, session: SessionDep) -> Ticket | Response:
+async def call_next(center_id: str, number: str, user: AtWindow, session: SessionDep) -> Ticket | Response:
     """Call the ticket the rule gives this window now (DOMAIN.md "Call next: the rule")."""
-    ticket = await tickets.call_next(session, center, number, user)
+    ticket = await tickets.call_next(session, center_id, number, user)
     return ticket if ticket is not None else Response(status_code=204)
 
 
@@ -116,15 +116,15 @@ TicketDep = Annotated[Ticket, Depends(_ticket)]
 
 
 @router.post("/tickets/{ticket_id}/start", response_model=TicketOut)
-async def start(ticket: TicketDep, user: AtWindow, session: SessionDep) -> Ticket:
+async def start(ticket_id: int, user: AtWindow, session: SessionDep) -> Ticket:
     """The called person is at the window: service begins."""
-    return await tickets.start(session, ticket, user)
+    return await tickets.start(session, ticket_id, user)
 
 
 @router.post("/tickets/{ticket_id}/finish", response_model=TicketOut)
-async def finish(ticket: TicketDep, user: AtWindow, session: SessionDep) -> Ticket:
+async def finish(ticket_id: int, user: AtWindow, session: SessionDep) -> Ticket:
     """Service ended; the window may call its next ticket."""
-    return await tickets.finish(session, ticket, user)
+    return await tickets.finish(session, ticket_id, user)
 
 
 @router.post("/tickets/{ticket_id}/recall", response_model=TicketOut)
@@ -205,10 +205,9 @@ async def public_ticket(ticket_id: int, code: Annotated[str, Query(pattern=r"^[A
 
 @router.post("/public/centers/{center_id}/tickets", status_code=201, response_model=TicketIssuedOut, tags=["public"],
              responses={409: {"description": "not issuing now, or the person's daily limit reached"}})
-async def issue_remote_ticket(center: PublicCenterDep, body: RemoteTicketIn, session: SessionDep,
+async def issue_remote_ticket(center_id: str, body: RemoteTicketIn, session: SessionDep,
                               ctx: ContextDep) -> TicketIssuedOut:
     """Take a ticket on a phone (远程取号, no token; rate-limited per address at the gateway)."""
-    service = await service_of_body(session, center.id, body.service_code)
-    issued = await tickets.issue_ticket(ctx, session, center, service, kind="walk_in", channel="online",
+    issued = await tickets.issue_ticket(ctx, session, center_id, body.service_code, kind="walk_in", channel="online",
                                         id_number=body.id_number, phone=body.phone)
     return issued_out(issued)
