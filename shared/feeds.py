@@ -62,7 +62,10 @@ FEED_EVENTS = Counter("hall_feed_events_total", "Events a feed read from Kafka, 
                       ["feed", "outcome"])
 
 EventFilter = Callable[[Request, Envelope], bool]
-"""Decides per client (its request: query, auth state) and per event whether the client gets it."""
+"""Decides per client (its request: query, auth state) and per event whether the client gets it, from the
+envelope's header: type, centre, subject, producer, times. Its `data` is empty here: the log keeps each
+event's frame, and not the parsed payload as well (thousands of small objects a full garbage collection
+would scan while every request waits)."""
 
 GAP_EVENT = "feed.gap"
 
@@ -287,7 +290,7 @@ class Feed:
         elif seq <= self._floor or seq in self._entries:
             outcome = "duplicate"  # re-sent (broker restart, re-read) or older than the log
         else:
-            entry = _Entry(envelope, _frame(envelope), clock.monotonic())
+            entry = _Entry(envelope.model_copy(update={"data": {}}), _frame(envelope), clock.monotonic())
             bisect.insort(self._sequences, seq)
             self._entries[seq] = entry
             if seq <= self._released:
