@@ -45,8 +45,8 @@ runs. (It meets the broker once, while the hall is built, and stops; so its late
 recorded and does not re-send every retained event.)
 
 Latency, open loop. The queue worker (`python -m services.queue.worker`: the outbox relay) starts again against
-the embedded broker (Tansu), after the outbox rows of the throughput phase were marked sent: relaying 10^5
-events no display waits for would measure a backlog drain. One display per centre (SSE, a display token) reads
+the embedded broker (Tansu), after the outbox rows of the throughput phase were marked sent (relaying 10^5
+events no display waits for would measure a backlog drain) and the tables vacuumed and analysed. One display per centre (SSE, a display token) reads
 `/api/queue/feeds/display` through Envoy. A client in this process (asyncio, HTTP/1.1 keep-alive connections
 opened on demand, so a send never waits for a free connection) offers half the measured throughput at a
 constant rate, in the same mix: every fourth send an issue (centres in turn), the others a window's: the next
@@ -105,6 +105,7 @@ import asyncpg  # noqa: E402
 import gateway_bench as gb  # noqa: E402
 import httpx  # noqa: E402
 
+from services.queue.config import Settings as QueueSettings  # noqa: E402
 from shared import clock  # noqa: E402
 from shared.auth import mint_token  # noqa: E402
 from shared.db import asyncpg_dsn, ensure_database  # noqa: E402
@@ -140,6 +141,7 @@ class Options:
     pgbench_clients: int
     pgbench_threads: int
     profile: bool
+    show_statements: bool = False
 
     @property
     def connections(self) -> int:
@@ -167,11 +169,13 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--pgbench-clients", type=int, default=50)
     parser.add_argument("--pgbench-threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="profile a wrk run with py-spy even on target")
+    parser.add_argument("--show-statements", action="store_true",
+                        help="print the statements each endpoint sends (to update queue_pgbench.sql) and stop")
     a = parser.parse_args(argv)
     if a.pgbench_clients > a.centres * a.windows:
         parser.error("pgbench clients play one window each: at most centres x windows")
     return Options(a.seconds, a.rounds, a.warmup, a.quiet_wait, a.open_seconds, a.open_warmup, a.centres,
-                   a.windows, a.backlog, a.pgbench_clients, a.pgbench_threads, a.profile)
+                   a.windows, a.backlog, a.pgbench_clients, a.pgbench_threads, a.profile, a.show_statements)
 
 
 # --- the hall -----------------------------------------------------------------------------------------------
@@ -358,7 +362,7 @@ def log_since(log: Path, offset: int) -> str:
 
 
 async def service_statements(pg: EmbeddedPostgres, db_url: str, url: str, window: Window,
-                             kiosk: str) -> tuple[dict[str, int], dict[str, str]]:
+                             kiosk: str, show: bool = False) -> tuple[dict[str, int], dict[str, str]]:
     """Two cycles of the four endpoints with every statement logged: the fewest statements each endpoint sent
     (a request that reloads the calendar copy after a NOTIFY sends a few more, once), and the JSON of the
     events they wrote (the envelopes pgbench inserts)."""
@@ -387,8 +391,11 @@ async def service_statements(pg: EmbeddedPostgres, db_url: str, url: str, window
                     if name == "call-next":
                         ticket = r.json()["id"]
                     await asyncio.sleep(0.3)  # the server writes its log as it goes: let the last lines land
-                    sent = len(LOGGED.findall(log_since(log, mark)))
+                    logged = log_since(log, mark)
+                    sent = len(LOGGED.findall(logged))
                     counts[name] = min(counts.get(name, sent), sent)
+                    if show:  # --show-statements: what the pgbench script is written from
+                        print(f"-- endpoint: {name} ({sent} statements)\n{logged}")
         envelopes = {row["type"]: row["envelope"] for row in await conn.fetch(
             "SELECT DISTINCT ON (type) type, envelope::text AS envelope FROM outbox WHERE key = $1 "
             "ORDER BY type, sequence DESC", window.centre)}
@@ -1030,6 +1037,9 @@ async def outbox_mark_sent(db_url: str) -> int:
     conn = await asyncpg.connect(asyncpg_dsn(db_url))
     try:
         status = await conn.execute("UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL")
+        # that update, and the throughput phase's 10^4 tickets, leave work for autovacuum and stale statistics:
+        # done now, so that the open loop measures the hall, not the aftermath of the bench's own bulk update
+        await conn.execute("VACUUM (ANALYZE) outbox, tickets, daily_counters, windows")
         return int(status.split()[-1])
     finally:
         await conn.close()
@@ -1155,7 +1165,9 @@ def main(argv: list[str]) -> int:
         setup_s = perf_counter() - setup_started
         probe_window = hall.lanes()[0]
         sent, envelopes = asyncio.run(service_statements(pg, db_url, service.url, probe_window,
-                                                         hall.kiosks[probe_window.centre]))
+                                                         hall.kiosks[probe_window.centre], options.show_statements))
+        if options.show_statements:
+            return 0
         scripted = script_statements()
         wanted = ("ticket.issued", "queue.waiting_counts", "ticket.called", "ticket.started", "ticket.finished")
         if missing_types := [t for t in wanted if t not in envelopes]:
@@ -1197,7 +1209,9 @@ def main(argv: list[str]) -> int:
                             "postgres": lambda: postgres_cpu_seconds(postmaster)}
 
         loop_http = " + ".join(o.split("=")[1] for o in gb.server_options() if "=" in o) or "asyncio + h11"
-        pool = (os.environ.get("QUEUE_DB_POOL_SIZE", "5"), os.environ.get("QUEUE_DB_MAX_OVERFLOW", "5"))
+        defaults = QueueSettings.model_fields
+        pool = (os.environ.get("QUEUE_DB_POOL_SIZE", str(defaults["db_pool_size"].default)),
+                os.environ.get("QUEUE_DB_MAX_OVERFLOW", str(defaults["db_max_overflow"].default)))
         print(f"queue benchmark: issue-ticket and call-next 1:1 (each call with its start and finish) through Envoy "
               f"{gb.envoy_version()} (1 worker thread); the queue service: one uvicorn process ({loop_http}), "
               f"pool {pool[0]}+{pool[1]}; PostgreSQL 18 (fsync off); {os.cpu_count()} CPUs shared by all")
