@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -101,3 +105,26 @@ class RequestContextMiddleware:
 
 async def metrics_endpoint(request: Request) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+_PENDING = "hall.metrics.pending"
+
+
+def _flush_pending(session: Session) -> None:
+    for record in session.info.pop(_PENDING, []):
+        record()
+
+
+def _drop_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def at_commit(session: AsyncSession, record: Callable[[], None]) -> None:
+    """Run `record` once the session's transaction commits (never if it rolls back): a business metric
+    counts what happened, not what was tried."""
+    sync = session.sync_session
+    if not sync.info.get("hall.metrics.listening"):
+        event.listen(sync, "after_commit", _flush_pending)
+        event.listen(sync, "after_rollback", _drop_pending)
+        sync.info["hall.metrics.listening"] = True
+    sync.info.setdefault(_PENDING, []).append(record)

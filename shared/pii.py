@@ -76,6 +76,12 @@ def mask_phone(v: str) -> str:
     return v[:3] + "****" + v[-4:]
 
 
+def mask_name(v: str) -> str:
+    """A person's name for a public board: the first character kept. `张三` -> `张*`, `欧阳小明` -> `欧***`."""
+    v = v.strip()
+    return v[:1] + "*" * max(1, len(v) - 1)
+
+
 def keyed_hash(key: bytes, kind: str, normalized: str) -> str:
     """HMAC-SHA256 over kind and value, hex: stable across services sharing the deployment key."""
     return hmac.new(key, f"{kind}:{normalized}".encode(), hashlib.sha256).hexdigest()
@@ -163,6 +169,10 @@ class PersonalData:
 
     def hash_phone(self, raw: str) -> str:
         return keyed_hash(self._hash_key, "phone", normalize_phone(raw))
+
+    def encrypt(self, plaintext: str) -> str:
+        """The encrypted form of any personal value (a name), for the few authorised uses."""
+        return encrypt(self._enc_key, plaintext)
 
     def decrypt(self, token: str) -> str:
         return decrypt(self._enc_key, token)

@@ -1,5 +1,6 @@
 """Read copies of another service's reference data, kept from its events (DOMAIN.md: services never read
-each other's databases). Centres, for now: cases, monitor and notify keep the queue service's."""
+each other's databases): the queue service's centres (cases, monitor, notify keep them) and identity's
+staff (cases for handler names; the queue for its window signs)."""
 
 
 from datetime import datetime
@@ -7,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import BigInteger, DateTime, String, Table, select
+from sqlalchemy import BigInteger, Boolean, DateTime, String, Table, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import FromClause
@@ -15,7 +17,7 @@ from sqlalchemy.sql import FromClause
 from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.errors import NotFound
-from shared.events.catalog import CenterUpserted
+from shared.events.catalog import CenterUpserted, UserUpserted
 from shared.events.consumer import ConsumerSpec, upsert_read_copy
 from shared.events.envelope import Envelope
 from shared.events.topics import topic_for
@@ -50,11 +52,16 @@ class CenterOut(BaseModel):
     updated_at: datetime
 
 
-def center_consumer(model: type[CenterCopyColumns]) -> ConsumerSpec:
-    """The consumer that keeps `model` equal to the queue's centres."""
+def _table_of(model: type[Any]) -> Table:
     table = model.__table__
     if not isinstance(table, Table):  # a declarative class with a __tablename__ is always mapped to a Table
         raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
+def center_consumer(model: type[CenterCopyColumns]) -> ConsumerSpec:
+    """The consumer that keeps `model` equal to the queue's centres."""
+    table = _table_of(model)
 
     async def copy_center(session: AsyncSession, envelope: Envelope) -> None:
         """center.upserted -> the read copy, unless a newer event of that centre was applied."""
@@ -68,6 +75,48 @@ def center_consumer(model: type[CenterCopyColumns]) -> ConsumerSpec:
         })
 
     return ConsumerSpec("centers", (topic_for("queue").name,), {"center.upserted": copy_center})
+
+
+class StaffCopyColumns:
+    """Columns of a read copy of identity's users (staff), from `user.upserted`: what a case shows of its
+    handler and a window's sign of its clerk (岗位公示). Contacts are never copied: nobody here needs them."""
+
+    __tablename__ = "staff"
+    __table_args__: Any = {"comment": "Read copy of identity's users, from user.upserted (never written here)"}
+    if TYPE_CHECKING:
+        __table__: ClassVar[FromClause]
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    post_title: Mapped[str | None] = mapped_column(String(100))
+    photo_url: Mapped[str | None] = mapped_column(String(500))  # as wide as identity's
+    role: Mapped[str] = mapped_column(String(32))
+    centers: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    department: Mapped[str | None] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_event_sequence: Mapped[int] = mapped_column(BigInteger)
+
+
+def staff_consumer(model: type[StaffCopyColumns]) -> ConsumerSpec:
+    """The consumer that keeps `model` equal to identity's users (a deactivated user stays, inactive)."""
+    table = _table_of(model)
+
+    async def copy_staff(session: AsyncSession, envelope: Envelope) -> None:
+        """user.upserted -> the staff copy, unless a newer event of that user was applied (identity's outbox
+        sequence orders them: a re-sent or late event changes nothing)."""
+        user = envelope.payload()
+        assert isinstance(user, UserUpserted)
+        if envelope.sequence is None:
+            raise ValueError("user.upserted carries no outbox sequence: cannot order it")
+        await upsert_read_copy(session, table, {
+            "id": user.id, "display_name": user.display_name, "post_title": user.post_title,
+            "photo_url": user.photo_url, "role": user.role, "centers": list(user.centers),
+            "department": user.department, "active": user.active, "updated_at": envelope.occurred_at,
+            "last_event_sequence": envelope.sequence,
+        })
+
+    return ConsumerSpec("staff", (topic_for("identity").name,), {"user.upserted": copy_staff})
 
 
 def center_copy_router(model: type[CenterCopyColumns]) -> APIRouter:

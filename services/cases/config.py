@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -11,6 +12,9 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CASES_", extra="ignore")
 
     service_name: str = "cases"
+    # the centres' compression target for promised limits (seeds: 30% or 50% faster than the legal limit):
+    # an item meets it when promised <= legal x (1 - target/100); CASES_COMPRESSION_TARGET_PERCENT
+    compression_target_percent: int = Field(30, ge=0, le=99)
 
 
 @lru_cache

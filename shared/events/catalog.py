@@ -510,3 +510,378 @@ class AppointmentCheckedIn(EventData):
     ticket_id: int
     number: str
     on_time: bool = Field(description="within -60/+20 minutes of the slot start (else a walk-in ticket)")
+
+
+@event_model
+class EvaluationSubmitted(EventData):
+    """A service was rated (好差评) (queue): once per ticket, by the window's evaluator or the person; `case_no`
+    when the rating names a case, so the case registry attaches it."""
+
+    type: Literal["evaluation.submitted"] = "evaluation.submitted"
+    version: ClassVar[int] = 1
+
+    evaluation_id: int
+    center_id: str
+    ticket_id: int
+    service_code: str
+    department: str | None = None
+    window: str | None = None
+    clerk_id: str | None = None
+    rating: int = Field(ge=1, le=5, description="5 非常满意, 4 满意, 3 基本满意, 2 不满意, 1 非常不满意")
+    comment: str | None = None
+    case_no: str | None = None
+    channel: Literal["evaluator", "public"]
+    submitted_at: datetime
+    ticket_number: str | None = None
+    business_date: date | None = None
+    post: Literal["A", "B"] | None = None
+
+
+# cases (办件): departments, the item catalogue, cases and their legal clock
+
+ItemKind = Literal["immediate", "promised", "joint", "reported"]
+CaseStatus = Literal["in_progress", "extension_pending", "refusal_pending", "supplement", "special", "forwarded",
+                     "completed", "delivered", "withdrawn"]
+PauseKind = Literal["supplement", "special", "forward"]
+
+
+@event_model
+class DepartmentUpserted(EventData):
+    """A department (窗口单位) was created or changed (cases). Reference data: its full state; the head's
+    contacts masked for display and sealed for notify."""
+
+    type: Literal["department.upserted"] = "department.upserted"
+    version: ClassVar[int] = 1
+    reference: ClassVar[bool] = True
+
+    center_id: str
+    code: str
+    name: str
+    head_name: str | None = None
+    head_phone_masked: str | None = None
+    head_phone_sealed: str | None = None
+    head_email_masked: str | None = None
+    head_email_sealed: str | None = None
+    chief_rep: str | None = Field(None, description="the identity user id of the chief representative (首席代表)")
+    active: bool = True
+
+
+class StageLimit(BaseModel):
+    """A stage (环节) of an item, e.g. 审查 or 决定, and its limit in working days from its start."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=50)
+    limit_days: int = Field(ge=0, le=365)
+
+
+class Material(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=200)
+    required: bool = True
+
+
+@event_model
+class ItemUpserted(EventData):
+    """An item (事项) of the catalogue was created or changed (cases). Reference data: its full state."""
+
+    type: Literal["item.upserted"] = "item.upserted"
+    version: ClassVar[int] = 1
+    reference: ClassVar[bool] = True
+
+    center_id: str
+    code: str
+    name: str
+    department: str
+    kind: ItemKind
+    legal_limit_days: int
+    promised_limit_days: int
+    stages: list[StageLimit] = []
+    warn_days: int = 1
+    max_extension_days: int = 10
+    forward_followup_days: int = 20
+    special_limit_days: int = 10
+    materials: list[Material] = []
+    fees: str | None = None
+    legal_basis: str | None = None
+    meets_compression_target: bool | None = None
+    active: bool = True
+
+
+class ItemRef(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str
+    name: str
+    promised_limit_days: int
+    legal_limit_days: int
+
+
+class Handler(BaseModel):
+    """The clerk handling a case: the identity user id and the name staff see."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    display_name: str
+
+
+class CaseFacts(BaseModel):
+    """What every case event says of its case, so the monitor and notify never call back: the clock as it
+    stands (latest `clock_version`), who handles it, and the applicant as a keyed hash only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    case_no: str
+    center_id: str
+    kind: ItemKind
+    status: CaseStatus
+    stage: str
+    stage_index: int
+    accepted_at: datetime
+    due_at: datetime
+    legal_due_at: datetime
+    warn_at: datetime | None = None
+    stage_due_at: datetime | None = None
+    clock_version: int
+    department: str
+    item: ItemRef
+    handler: Handler
+    window: str | None = None
+    applicant_hash: str
+    applicant_masked: str = Field(description="the name masked for public boards (张*)")
+    expedited: bool = False
+    imported: bool = False
+    overdue_at_import: bool = False
+
+
+@event_model
+class CaseAccepted(EventData):
+    """A case was accepted (受理) (cases): its number, clock and receipt facts. The applicant's phone and the
+    lookup code are sealed for notify (the 承诺件告知单 SMS); the ID number travels as hash and mask."""
+
+    type: Literal["case.accepted"] = "case.accepted"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    source: Literal["window", "online", "agent"]
+    ticket_id: int | None = None
+    notice_no: str | None = None
+    materials: list[str] = []
+    id_number_masked: str
+    phone_masked: str | None = None
+    phone_sealed: str | None = None
+    lookup_code_sealed: str
+    org: str | None = None
+
+
+@event_model
+class CaseStageAdvanced(EventData):
+    type: Literal["case.stage_advanced"] = "case.stage_advanced"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    from_stage: str
+    to_stage: str
+
+
+@event_model
+class CasePaused(EventData):
+    """The clock of a case stopped (cases): 补正 with the whole list of missing materials (一次性告知), or a
+    特别程序 with its limit moment and how many this case has had. Forwarding is case.forwarded."""
+
+    type: Literal["case.paused"] = "case.paused"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    pause_kind: Literal["supplement", "special"]
+    reason: str
+    paused_on: date
+    missing_materials: list[str] = []
+    special_limit_at: datetime | None = None
+    special_count: int = 0
+
+
+@event_model
+class CaseResumed(EventData):
+    """The clock of a case runs again (cases); `shift_days` working days were added to its due dates."""
+
+    type: Literal["case.resumed"] = "case.resumed"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    pause_kind: PauseKind
+    paused_on: date
+    resumed_on: date
+    shift_days: int
+
+
+@event_model
+class CaseExtensionRequested(EventData):
+    """A clerk asked the chief representative for an extension (cases)."""
+
+    type: Literal["case.extension_requested"] = "case.extension_requested"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    days: int
+    reason: str
+
+
+@event_model
+class CaseExtended(EventData):
+    """An extension (延期) was approved (cases): the due dates moved `days` working days later."""
+
+    type: Literal["case.extended"] = "case.extended"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    days: int
+    reason: str
+    approved_by: str
+
+
+@event_model
+class CaseExpedited(EventData):
+    """特事特办 (cases): a chief representative gave the case a shorter promised limit."""
+
+    type: Literal["case.expedited"] = "case.expedited"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    promised_limit_days: int
+    reason: str
+    by: str
+
+
+class ClockState(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    due_at: datetime
+    legal_due_at: datetime
+    warn_at: datetime | None = None
+    stage_due_at: datetime | None = None
+    clock_version: int
+
+
+@event_model
+class CaseDueChanged(EventData):
+    """The due dates of a case were recomputed (cases): `case` holds the new clock, `previous` the old one.
+    Supervision uses the latest `clock_version` only."""
+
+    type: Literal["case.due_changed"] = "case.due_changed"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    previous: ClockState
+    cause: Literal["resume", "extension", "expedite", "calendar"]
+
+
+@event_model
+class CaseForwarded(EventData):
+    """A case went to a higher authority (上报) (cases): its clock stops; `follow_up_at` is when supervision
+    reminds if no result is recorded."""
+
+    type: Literal["case.forwarded"] = "case.forwarded"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    to_authority: str
+    forwarded_on: date
+    follow_up_at: datetime
+
+
+@event_model
+class CaseForwardResultRecorded(EventData):
+    type: Literal["case.forward_result_recorded"] = "case.forward_result_recorded"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    result: Literal["approved", "refused"]
+    note: str | None = None
+
+
+@event_model
+class CaseCompleted(EventData):
+    """A case was completed (办结) (cases): its result, whether late, and by how many working days."""
+
+    type: Literal["case.completed"] = "case.completed"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    result: Literal["approved", "refused"]
+    completed_at: datetime
+    completed_late: bool
+    overdue_working_days: int
+
+
+@event_model
+class CaseRefusalProposed(EventData):
+    """A clerk proposed refusing a case (否定事项报备): it waits for the chief representative (cases)."""
+
+    type: Literal["case.refusal_proposed"] = "case.refusal_proposed"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    reason: str
+    legal_basis: str
+
+
+@event_model
+class CaseRefusalReturned(EventData):
+    """The chief representative sent a proposed refusal back to the clerk (cases)."""
+
+    type: Literal["case.refusal_returned"] = "case.refusal_returned"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    reason: str
+    by: str
+
+
+@event_model
+class CaseRefused(EventData):
+    """A refusal was approved (退办, 不予办理) (cases); kept in the refusal register. `case.applicant_hash` lets
+    the monitor see the same applicant refused twice for one item."""
+
+    type: Literal["case.refused"] = "case.refused"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    reason: str
+    legal_basis: str
+    proposed_by: str
+    approved_by: str
+
+
+@event_model
+class CaseDelivered(EventData):
+    type: Literal["case.delivered"] = "case.delivered"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    method: Literal["window", "post", "online"]
+
+
+@event_model
+class CaseWithdrawn(EventData):
+    type: Literal["case.withdrawn"] = "case.withdrawn"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    reason: str
+
+
+@event_model
+class CaseReassigned(EventData):
+    """A case moved to another clerk (e.g. from the A post to the B post, AB角) (cases)."""
+
+    type: Literal["case.reassigned"] = "case.reassigned"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    from_handler: Handler
+    reason: str
+    by: str

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.cases.calendar.schemas import OverridesIn
+from services.cases.rekey import rekey_open_cases
 from shared import clock
 from shared.auth import Principal
 from shared.calendar import WorkCalendar, YearData
@@ -70,6 +71,7 @@ async def set_overrides(session: AsyncSession, center_id: str, body: OverridesIn
                              days=sorted(state.values(), key=lambda d: d.date))
     await write_scope(session, change)
     await _publish(session, change)
+    await rekey_open_cases(session, change)
     return change
 
 
@@ -85,6 +87,7 @@ async def import_year(session: AsyncSession, data: YearData, actor: Principal) -
         entity_id=str(data.year), after={"holidays": len(data.holidays), "working": len(data.workdays)}))
     await write_scope(session, change)
     await _publish(session, change)
+    await rekey_open_cases(session, change)
     return change
 
 
@@ -101,6 +104,7 @@ async def check_package(session: AsyncSession) -> CalendarChanged | None:
     change = CalendarChanged(scope="package", calendar_version=version, fingerprint=fingerprint)
     await write_scope(session, change)
     await _publish(session, change)
+    await rekey_open_cases(session, change)
     return change
 
 
