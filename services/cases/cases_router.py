@@ -1,10 +1,13 @@
 """HTTP endpoints of the cases (办件): acceptance, one route per action of the state machine, lists, history,
 and the public lookup by case number and lookup code."""
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from services.cases import registry, schemas, transitions
@@ -16,6 +19,7 @@ from shared.calendar.store import CalendarDep
 from shared.db import SessionDep
 from shared.errors import NotFound
 from shared.events.catalog import CaseStatus, ItemKind
+from shared.idempotency import IdempotencyDep
 
 router = APIRouter(tags=["cases"])
 public_router = APIRouter(prefix="/public", tags=["public"])
@@ -63,18 +67,27 @@ async def case_out(session: SessionDep, case: Case) -> schemas.CaseOut:
 
 @router.post("/cases", status_code=201, response_model=schemas.CaseAcceptedOut,
              responses={404: {"description": "no such item"}, 403: {"description": "another centre or department"}})
-async def accept_case(body: schemas.CaseIn, user: Acceptor, session: SessionDep,
-                      ctx: ContextDep) -> schemas.CaseAcceptedOut:
-    """Accept a case (受理): its number, lookup code (shown once, for the receipt) and due dates."""
+async def accept_case(body: schemas.CaseIn, user: Acceptor, session: SessionDep, ctx: ContextDep,
+                      idem: IdempotencyDep) -> JSONResponse:
+    """Accept a case (受理): its number, lookup code (shown once, for the receipt) and due dates. A retry with
+    the same Idempotency-Key (a terminal's flaky network) answers the first acceptance again."""
+    if (replay := await idem.replay()) is not None:
+        # the stored answer holds the lookup code encrypted: only its keyed hash is kept in clear anywhere
+        answer = json.loads(bytes(replay.body))
+        answer["lookup_code"] = ctx.pii.decrypt(answer["lookup_code"])
+        return JSONResponse(answer, status_code=replay.status_code, headers=dict(replay.headers))
     case, code = await registry.accept(session, ctx, user, body)
     last = clock.local_date(case.legal_due_at)
     fallback = sorted(ctx.calendar.fallback_years(within=range(case.accepted_on.year, last.year + 1)))
     if fallback:  # the "calendar missing for year Y" alert: this case's clock counts Monday to Friday there
         await calendar_service.note_fallback(session, ctx.calendar, fallback, case.accepted_on)
-    return schemas.CaseAcceptedOut(case_no=case.case_no, lookup_code=code, kind=cast(ItemKind, case.kind),
-                                   status="in_progress", stage=registry.stage_name(case),
-                                   due_date=clock.local_date(case.due_at), due_at=case.due_at,
-                                   legal_due_at=case.legal_due_at, warn_at=case.warn_at)
+    out = schemas.CaseAcceptedOut(case_no=case.case_no, lookup_code=code, kind=cast(ItemKind, case.kind),
+                                  status="in_progress", stage=registry.stage_name(case),
+                                  due_date=clock.local_date(case.due_at), due_at=case.due_at,
+                                  legal_due_at=case.legal_due_at, warn_at=case.warn_at)
+    if idem.key is not None:
+        await idem.remember(201, out.model_copy(update={"lookup_code": ctx.pii.encrypt(code)}))
+    return JSONResponse(jsonable_encoder(out), status_code=201)
 
 
 @router.get("/cases", response_model=schemas.CasePage)

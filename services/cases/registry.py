@@ -439,6 +439,7 @@ def _decline_extension(ac: ActionContext) -> Change:
 
 def _forward(ac: ActionContext) -> Change:
     body: schemas.Forward = ac.body
+    _not_overdue(ac, "be forwarded")  # forwarding is a pause (DOMAIN.md): it cannot hide an overdue
     follow_up_at = ac.ctx.calendar.due_at(ac.today, ac.case.forward_followup_days, ac.case.center_id)
     _pause(ac, "forward", body.reason or f"上报 {body.to_authority}", limit_at=follow_up_at)
     ac.case.forwarded_to, ac.case.follow_up_at = body.to_authority, follow_up_at
@@ -466,7 +467,7 @@ def _record_forward_result(ac: ActionContext) -> Change:
     resumed = _resume(ac, body.note)
     recorded = Change([lambda f: CaseForwardResultRecorded(case=f, result=body.result, note=body.note),
                        _complete_as(ac, body.result)], reason=body.note, details={"result": body.result})
-    return _merge(recorded, resumed)
+    return _merge(resumed, recorded)  # in the order it happened: the clock resumes, then the case completes
 
 
 def _complete(ac: ActionContext) -> Change:

@@ -8,66 +8,15 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.pii import find_personal_data
-
-A = "320102"
-DEPT = "gov-ga"
-ID = "11010519491231002X"
-PHONE = "13812345678"
+from tests.cases.case_support import NAME, A, accept, act, case_body, chief, clerk, events, item, seed
 
 
 @pytest.fixture
 async def cases(service_client):
     async with service_client("cases") as client:
         await seed(client)
+        await item(client, "ITEM1")
         yield client
-
-
-async def seed(client, *, promised=5, legal=20, stages=None, kind="promised", code="ITEM1", warn=1):
-    await client.db.fetch(
-        "INSERT INTO departments (center_id, code, name, active, created_at, updated_at) "
-        "VALUES ($1, $2, '公安局', true, now(), now()) ON CONFLICT DO NOTHING", A, DEPT)
-    await client.db.fetch(
-        "INSERT INTO items (center_id, code, name, department, kind, legal_limit_days, promised_limit_days, stages, "
-        "warn_days, max_extension_days, forward_followup_days, special_limit_days, materials, active, created_at, "
-        "updated_at) VALUES ($1, $2, '户籍迁移', $3, $4, $5, $6, $7::jsonb, $8, 10, 20, 10, '[]', true, now(), now())",
-        A, code, DEPT, kind, legal, promised, json.dumps(stages or []), warn)
-    await client.db.fetch(
-        "INSERT INTO staff (id, display_name, role, centers, department, active, updated_at, last_event_sequence) "
-        "VALUES ('clerk-1', '王小明', 'clerk', $1, $2, true, now(), 1), "
-        "('clerk-2', '李四', 'clerk', $1, $2, true, now(), 2) ON CONFLICT DO NOTHING", [A], DEPT)
-
-
-def clerk(tokens, subject="clerk-1", department=DEPT, window="3"):
-    return tokens.headers("clerk", [A], subject=subject, department=department, window=window)
-
-
-def chief(tokens, department=DEPT):
-    return tokens.headers("chief_rep", [A], subject="chief-1", department=department)
-
-
-def case_body(**kw):
-    body = {"center": A, "item_code": "ITEM1",
-            "applicant": {"name": "张三", "id_number": ID, "phone": PHONE}, "materials": ["身份证", "户口簿"]}
-    body.update(kw)
-    return body
-
-
-async def accept(client, tokens, **kw):
-    r = await client.post("/cases", json=case_body(**kw), headers=clerk(tokens))
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-async def act(client, headers, case_no, action, body=None, status=200):
-    r = await client.post(f"/cases/{case_no}/{action}", json=body or {}, headers=headers)
-    assert r.status_code == status, r.text
-    return r.json()
-
-
-async def events(client, type_=None):
-    rows = await client.db.fetch("SELECT type, envelope FROM outbox WHERE type LIKE 'case.%' ORDER BY sequence")
-    found = [json.loads(r["envelope"]) for r in rows]
-    return [e for e in found if type_ is None or e["type"] == type_]
 
 
 async def test_acceptance_numbers_the_case_and_sets_its_clock(cases, tokens):
@@ -86,7 +35,7 @@ async def test_acceptance_numbers_the_case_and_sets_its_clock(cases, tokens):
     data = accepted["data"]
     assert data["case"]["handler"] == {"id": "clerk-1", "display_name": "王小明"}
     assert data["case"]["window"] == "3" and data["case"]["clock_version"] == 1
-    assert data["case"]["applicant_masked"] == "张*"
+    assert data["case"]["applicant_masked"] == NAME[0] + "***"
     assert find_personal_data(json.dumps(accepted, ensure_ascii=False)) == []
     assert body["lookup_code"] not in json.dumps(accepted)
 
@@ -113,7 +62,7 @@ async def test_refusal_only_through_the_chief_representative(cases, tokens):
     await act(cases, clerk(tokens), no, "propose-refusal", {"reason": "材料不符", "legal_basis": "《户口登记条例》"})
     by_clerk = await cases.post(f"/cases/{no}/approve-refusal", json={}, headers=clerk(tokens))
     assert by_clerk.status_code == 403
-    other_dept = await cases.post(f"/cases/{no}/approve-refusal", json={}, headers=chief(tokens, "other"))
+    other_dept = await cases.post(f"/cases/{no}/approve-refusal", json={}, headers=chief(tokens, department="other"))
     assert other_dept.status_code == 403
     out = await act(cases, chief(tokens), no, "approve-refusal", {})
     assert out["status"] == "completed" and out["result"] == "refused"
@@ -126,8 +75,7 @@ async def test_illegal_transition_names_state_and_allowed_actions(cases, tokens)
     assert r.status_code == 409
     problem = r.json()
     assert problem["state"] == "in_progress" and "complete" in problem["allowed"]
-    before = await events(cases)
-    assert len(before) == 1
+    assert [e["type"] for e in await events(cases) if e["type"].startswith("case.")] == ["case.accepted"]
 
 
 async def test_history_rows_cannot_be_changed_even_by_sql(cases, tokens):
@@ -152,7 +100,7 @@ async def test_public_lookup_shows_no_person_and_hides_unknown_and_wrong_alike(c
     r = await cases.get(f"/public/cases/{body['case_no']}", params={"code": body["lookup_code"]})
     assert r.status_code == 200
     text = r.text
-    assert "张" not in text and find_personal_data(text) == [] and "138" not in text
+    assert NAME[0] not in text and find_personal_data(text) == [] and "138" not in text
     assert r.json()["due_date"] == "2026-02-26"
     wrong = await cases.get(f"/public/cases/{body['case_no']}", params={"code": "AAAAAAAA"})
     unknown = await cases.get(f"/public/cases/{A}-20260212-999999", params={"code": body["lookup_code"]})
@@ -177,3 +125,17 @@ async def test_a_centre_override_moves_the_open_cases_it_touches(cases, tokens):
     assert completed["due_date"] == "2026-02-26" and completed["clock_version"] == 1
     history = (await cases.get(f"/cases/{no}/history", headers=clerk(tokens))).json()
     assert history[-1]["action"] == "due_changed" and history[-1]["actor_id"] == "system"
+
+
+async def test_a_retried_acceptance_answers_the_first_and_keeps_the_code_out_of_the_store(cases, tokens):
+    headers = {**clerk(tokens), "Idempotency-Key": "terminal-3-attempt-1"}
+    first = await cases.post("/cases", json=case_body(), headers=headers)
+    again = await cases.post("/cases", json=case_body(), headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert len(await events(cases, "case.accepted")) == 1
+    stored = await cases.db.fetch("SELECT body::text AS body FROM idempotency_keys")
+    assert first.json()["lookup_code"] not in stored[0]["body"]
+    other = await cases.post("/cases", json=case_body(materials=["身份证"]), headers=headers)
+    assert other.status_code == 422 and other.json()["field"] == "Idempotency-Key"

@@ -10,13 +10,14 @@ from services.cases.metrics import count_open_cases
 from services.cases.ratings import attach_rating
 from shared.events.catalog import EvaluationSubmitted
 from shared.events.envelope import Envelope
-from tests.cases.test_case_lifecycle import A, accept, act, case_body, clerk, seed
+from tests.cases.case_support import A, accept, act, case_body, clerk, item, seed
 
 
 @pytest.fixture
 async def cases(service_client):
     async with service_client("cases") as client:
         await seed(client)
+        await item(client, "ITEM1")
         yield client
 
 
@@ -27,7 +28,7 @@ def sample(name, **labels):
 async def test_acceptance_is_counted_once_committed_and_a_refused_one_not(cases, tokens):
     before = sample("hall_cases_total", center=A, kind="promised", event="accepted")
     await accept(cases, tokens)
-    bad = await cases.post("/cases", json=case_body(item_code="NOPE"), headers=clerk(tokens))
+    bad = await cases.post("/cases", json=case_body("NOPE"), headers=clerk(tokens))
     assert bad.status_code == 404 and bad.json()["field"] == "item_code"
     assert sample("hall_cases_total", center=A, kind="promised", event="accepted") - before == 1
 
