@@ -8,15 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.pii import find_personal_data
-from tests.cases.case_support import NAME, A, accept, act, case_body, chief, clerk, events, item, seed
-
-
-@pytest.fixture
-async def cases(service_client):
-    async with service_client("cases") as client:
-        await seed(client)
-        await item(client, "ITEM1")
-        yield client
+from tests.cases.case_support import NAME, A, accept, act, case_body, chief, clerk, events
 
 
 async def test_acceptance_numbers_the_case_and_sets_its_clock(cases, tokens):

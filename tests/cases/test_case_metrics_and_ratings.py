@@ -3,22 +3,13 @@ queue's evaluation.submitted attached to cases."""
 
 from datetime import UTC, datetime
 
-import pytest
 from prometheus_client import REGISTRY
 
 from services.cases.metrics import count_open_cases
 from services.cases.ratings import attach_rating
 from shared.events.catalog import EvaluationSubmitted
 from shared.events.envelope import Envelope
-from tests.cases.case_support import A, accept, act, case_body, clerk, item, seed
-
-
-@pytest.fixture
-async def cases(service_client):
-    async with service_client("cases") as client:
-        await seed(client)
-        await item(client, "ITEM1")
-        yield client
+from tests.cases.case_support import A, accept, act, case_body, clerk
 
 
 def sample(name, **labels):
