@@ -921,14 +921,18 @@ FOCUS = (("SQLAlchemy (ORM, core, and the driver under it)", "(sqlalchemy/"), ("
          ("response serialization", "serialize_response ("))
 
 
-def package_of(frame: str) -> str:
-    where = frame.rsplit("(", 1)[-1]
-    return next((label for marker, label in PACKAGES if marker in where), "other")
+GREENLET_NOTE = ("SQLAlchemy's asyncio layer runs the ORM's work in a greenlet, whose stack does not show the "
+                 "endpoint that asked, so an endpoint's share is its own code, SQLAlchemy's the rest")
 
 
-def summarize_profile(raw: Path, top: int = 10) -> list[str]:
+def summarize_profile(raw: Path, top: int = 10, packages: tuple[tuple[str, str], ...] = PACKAGES,
+                      focus: tuple[tuple[str, str], ...] = FOCUS, note: str = GREENLET_NOTE) -> list[str]:
     """py-spy's collapsed stacks: where the samples' innermost frames are (by package and function), and the
-    share of samples inside the layers and functions that matter here."""
+    share of samples inside the layers and functions that matter here (`focus`); cases_bench passes its own."""
+    def package_of(frame: str) -> str:
+        where = frame.rsplit("(", 1)[-1]
+        return next((label for marker, label in packages if marker in where), "other")
+
     leaf_packages: collections.Counter[str] = collections.Counter()
     leaves: collections.Counter[str] = collections.Counter()
     inside: collections.Counter[str] = collections.Counter()
@@ -941,16 +945,14 @@ def summarize_profile(raw: Path, top: int = 10) -> list[str]:
         total += n
         leaf_packages[package_of(frames[-1])] += n
         leaves[frames[-1].split(" (", 1)[0] + " [" + package_of(frames[-1]) + "]"] += n
-        for label, marker in FOCUS:
+        for label, marker in focus:
             if any(marker in f for f in frames):
                 inside[label] += n
     if not total:
         return ["  (no samples)"]
     out = [f"  {total} samples of the busy service (idle time left out)",
-           "  inside (inclusive: the sample's stack has it; SQLAlchemy's asyncio layer runs the ORM's work in a "
-           "greenlet, whose stack does not show the endpoint that asked, so an endpoint's share is its own code, "
-           "SQLAlchemy's the rest):"]
-    out += [f"    {label:<52}{inside[label] / total:6.1%}" for label, _ in FOCUS]
+           f"  inside (inclusive: the sample's stack has it; {note}):"]
+    out += [f"    {label:<52}{inside[label] / total:6.1%}" for label, _ in focus]
     out.append("  innermost frame, by package:")
     out += [f"    {label:<52}{n / total:6.1%}" for label, n in leaf_packages.most_common()]
     out.append("  innermost frame, top functions:")

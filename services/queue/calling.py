@@ -291,6 +291,17 @@ def people_ahead(ticket: Candidate, candidates: Iterable[Candidate], now: dateti
                if c.ticket_id != ticket.ticket_id and _line(c) == line and _line_place(c, now) < place)
 
 
+def line_of(c: Candidate) -> tuple[str, str]:
+    """The line a ticket waits in: ("window", number) when transferred to a window, else ("service", code)."""
+    return _line(c)
+
+
+def first_in_line(line: tuple[str, str], candidates: Iterable[Candidate], now: datetime,
+                  n: int) -> list[Candidate]:
+    """The first `n` tickets of a line in the order `people_ahead` counts them: the i-th has i people ahead."""
+    return sorted((c for c in candidates if _line(c) == line), key=lambda c: _line_place(c, now))[:n]
+
+
 def _line(c: Candidate) -> tuple[str, str]:
     if c.transferred_to_window is not None:
         return ("window", c.transferred_to_window)

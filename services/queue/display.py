@@ -1,5 +1,6 @@
-"""The hall display's board (综合屏): what a screen shows when it starts, and the event id its feed goes on
-from, so that a screen opening now misses nothing and shows nothing twice."""
+"""The hall display's board (综合屏): what a screen shows when it starts (windows with their away messages,
+calls, waiting counts, the scrolling area), and the event id its feed goes on from, so that a screen opening
+now misses nothing and shows nothing twice."""
 
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.queue import repository, setup, tickets
+from services.queue import notices, repository, setup, tickets
 from services.queue.feeds import DISPLAY_ROLES
 from services.queue.models import Center, Ticket
 from services.queue.router import CenterDep
 from shared import clock
 from shared.auth import Principal, require
 from shared.db import SessionDep
-from shared.events.catalog import Clerk
+from shared.events.catalog import Clerk, ItemLimits, NoticeFacts
 from shared.tables import outbox
 
 router = APIRouter(tags=["feeds"])
@@ -43,6 +44,8 @@ class WindowSign(BaseModel):
     post: str | None
     clerk: Clerk | None
     current: Call | None
+    away_message: str | None = None
+    closed_reason: str | None = None
 
 
 class DisplayBoard(BaseModel):
@@ -52,6 +55,9 @@ class DisplayBoard(BaseModel):
     windows: list[WindowSign]
     waiting: dict[str, int]
     recent_calls: list[Call]
+    notices: list[NoticeFacts] = Field(description="today's notices, in scrolling order")
+    complaint_hotline: str | None = None
+    items: list[ItemLimits] = Field(description="the items' time limits and fees (事项, 时限, 收费)")
 
 
 @router.get("/centers/{center_id}/display", response_model=DisplayBoard)
@@ -87,8 +93,13 @@ async def board(session: AsyncSession, center: Center) -> DisplayBoard:
         active = current.get(w.active_ticket_id) if w.active_ticket_id is not None else None
         signs.append(WindowSign(number=w.number, name=w.name, state=w.state, post=w.post,
                                 clerk=tickets.clerk_sign(w.clerk_id, staff) if w.clerk_id else None,
-                                current=call(active) if active is not None and active.called_at else None))
+                                current=call(active) if active is not None and active.called_at else None,
+                                away_message=w.away_message if w.state == "away" else None,
+                                closed_reason=w.closed_reason if w.state == "closed" else None))
     recent = await repository.recent_calls(session, center.id, today, RECENT_CALLS)
+    area = await notices.scroll(session, center)
     return DisplayBoard(center_id=center.id, business_date=today, last_event_id=last_event_id, windows=signs,
                         waiting=await repository.waiting_counts(session, center.id, today),
-                        recent_calls=[call(t) for t in recent])
+                        recent_calls=[call(t) for t in recent],
+                        notices=[n for n in area.notices if notices.shown_on(n, today)],
+                        complaint_hotline=area.complaint_hotline, items=area.items)

@@ -1,7 +1,9 @@
 """The queue service's live feed (hall display, 综合屏): its topic as server-sent events, per centre, and only
 what a hall screen may show: calls and recalls with their announcement, who is at which window (岗位公示),
-the waiting counts, the centre's name. Never an issued ticket, an appointment or an evaluation: those name
-people, and a display is a screen anyone in the hall can read."""
+who stepped away with which message (去向留言) and which window is closed why, the waiting counts, the centre's
+name, and the scrolling area (notices, time limits and fees, the complaint phone). Never an issued ticket, a
+turn-near notice, an appointment or an evaluation: those name people, and a display is a screen anyone in the
+hall can read."""
 
 from typing import Annotated
 
@@ -15,7 +17,8 @@ from shared.settings import ServiceSettings
 
 DISPLAY_ROLES = {Role.DISPLAY, Role.HALL_MANAGER, Role.CLERK, Role.SUPERVISOR, Role.CENTER_ADMIN, Role.SYSTEM_ADMIN}
 DISPLAY_EVENTS = frozenset({"ticket.called", "ticket.recalled", "window.signed_in", "window.signed_out",
-                            "window.upserted", "queue.waiting_counts", "center.upserted"})
+                            "window.upserted", "window.away", "window.back", "window.closed",
+                            "queue.waiting_counts", "center.upserted", "center.notices_changed"})
 
 
 async def display_viewer(request: Request, user: CurrentFeedUser,

@@ -3,12 +3,10 @@ times, per centre and service. Counted when the transaction commits, so a rolled
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+
+from shared.metrics import at_commit
 
 TICKETS = Counter("hall_queue_tickets_total", "Tickets by what happened to them (issued, called, finished, "
                   "no_show, expired, cancelled, transferred, requeued)", ["center", "service", "event"])
@@ -19,27 +17,15 @@ WAIT = Histogram("hall_queue_wait_seconds", "From a ticket's effective arrival t
 SERVICE = Histogram("hall_queue_service_seconds", "From a ticket's start at a window to its finish or transfer",
                     ["center", "service"], buckets=(30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800, 2700, 3600))
 
-_PENDING = "queue.metrics.pending"
-
-
-def _flush(session: Session) -> None:
-    for record in session.info.pop(_PENDING, []):
-        record()
-
-
-def _drop(session: Session) -> None:
-    session.info.pop(_PENDING, None)
-
-
-def at_commit(session: AsyncSession, record: Callable[[], None]) -> None:
-    """Run `record` once the session's transaction commits (never if it rolls back)."""
-    sync = session.sync_session
-    if not sync.info.get("queue.metrics.listening"):
-        event.listen(sync, "after_commit", _flush)
-        event.listen(sync, "after_rollback", _drop)
-        sync.info["queue.metrics.listening"] = True
-    sync.info.setdefault(_PENDING, []).append(record)
-
+WINDOWS = Gauge("hall_queue_windows", "Active windows by state (open, away, closed, signed_out), as the heartbeat "
+                "job last counted them", ["center", "state"])
+SILENT = Gauge("hall_queue_windows_silent", "Signed-in windows whose heartbeat is lost (90 s without a beat)",
+               ["center"])
+WINDOW_EVENTS = Counter("hall_queue_window_events_total", "Window events (away, back, closed, heartbeat_lost, "
+                        "heartbeat_restored)", ["center", "event"])
+EVALUATIONS = Counter("hall_evaluations_total", "Ratings of services (好差评), 1 非常不满意 ... 5 非常满意",
+                      ["center", "service", "rating"])
+WINDOW_STATES = ("open", "away", "closed", "signed_out")
 
 def count(session: AsyncSession, center: str, service: str, what: str) -> None:
     at_commit(session, TICKETS.labels(center, service, what).inc)
@@ -59,3 +45,20 @@ def waiting(session: AsyncSession, center: str, counts: dict[str, int]) -> None:
             WAITING.labels(center, service).set(n)
 
     at_commit(session, record)
+
+
+def window_event(session: AsyncSession, center: str, what: str) -> None:
+    at_commit(session, WINDOW_EVENTS.labels(center, what).inc)
+
+
+def windows(session: AsyncSession, center: str, counts: dict[str, int]) -> None:
+    def record() -> None:
+        for state in WINDOW_STATES:
+            WINDOWS.labels(center, state).set(counts.get(state, 0))
+        SILENT.labels(center).set(counts.get("silent", 0))
+
+    at_commit(session, record)
+
+
+def evaluated(session: AsyncSession, center: str, service: str, rating: int) -> None:
+    at_commit(session, EVALUATIONS.labels(center, service, str(rating)).inc)

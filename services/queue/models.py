@@ -1,6 +1,8 @@
 """Tables of the queue service: centres with their queue settings and hall schedule, services, windows and
 the services they serve, the days the manager opened or closed, tickets, appointments, and the read copy of
-the staff (from identity's user.upserted) whose names the displays show."""
+the staff (from identity's user.upserted) whose names the displays show; the window log (attendance),
+clerks' leave, evaluations (好差评), staff appointment requests, hall notices, the turn-near notices sent, and
+the read copy of the case registry's item catalogue (the display's time limits and fees)."""
 
 from datetime import date, datetime
 from typing import Any
@@ -8,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKeyConstraint,
@@ -16,13 +19,15 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import new_metadata
+from shared.readcopy import StaffCopyColumns
 
 
 class Base(DeclarativeBase):
@@ -95,6 +100,14 @@ class Window(Base):
                                                  comment="green calls in a row (the N:1 rule)")
     active_ticket_id: Mapped[int | None] = mapped_column(BigInteger, comment="the called or serving ticket")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                         comment="when the window entered its state (away since)")
+    away_message: Mapped[str | None] = mapped_column(String(100), comment="去向留言 shown while away")
+    closed_reason: Mapped[str | None] = mapped_column(String(200), comment="why it was closed (业务学习, 系统故障)")
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                               comment="the terminal's last beat (or sign-in)")
+    heartbeat_lost_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="when window.heartbeat_lost was published; null once restored")
 
 
 class WindowService(Base):
@@ -203,19 +216,142 @@ class Appointment(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class Staff(Base):
+class Staff(StaffCopyColumns, Base):
     """Read copy of identity's users (user.upserted): what a window's public sign shows of its clerk."""
 
-    __tablename__ = "staff"
-    __table_args__: Any = {"comment": "Read copy of identity's users, from user.upserted (never written here)"}
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    display_name: Mapped[str] = mapped_column(String(100))
-    post_title: Mapped[str | None] = mapped_column(String(100))
-    photo_url: Mapped[str | None] = mapped_column(String(500))  # as wide as identity's (queue_0003)
-    role: Mapped[str] = mapped_column(String(32))
-    centers: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
-    department: Mapped[str | None] = mapped_column(String(64))
+class WindowLogEntry(Base):
+    """What happened at a window, as its window.* events say, kept for attendance (签到、签退、暂离)."""
+
+    __tablename__ = "window_log"
+    __table_args__ = (Index("ix_window_log_day", "center_id", "business_date", "clerk_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    center_id: Mapped[str] = mapped_column(String(32))
+    window: Mapped[str] = mapped_column(String(16))
+    business_date: Mapped[date] = mapped_column(Date)
+    clerk_id: Mapped[str | None] = mapped_column(String(32))
+    post: Mapped[str | None] = mapped_column(String(1))
+    kind: Mapped[str] = mapped_column(
+        String(24), comment="signed_in | signed_out | away | back | closed | heartbeat_lost | heartbeat_restored")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(String(200), comment="the away message or the close reason")
+
+
+class ClerkLeave(Base):
+    """A clerk's leave (请假) over local dates, inclusive: their windows expect the B post (AB角)."""
+
+    __tablename__ = "clerk_leaves"
+    __table_args__ = (Index("ix_clerk_leaves_clerk", "center_id", "clerk_id", "starts_on"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    center_id: Mapped[str] = mapped_column(String(32))
+    clerk_id: Mapped[str] = mapped_column(String(32))
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str | None] = mapped_column(String(200))
+    recorded_by: Mapped[str] = mapped_column(String(32))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Evaluation(Base):
+    """A rating of a service (好差评): one per ticket, by the window's evaluator or by the person."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (
+        UniqueConstraint("ticket_id"),
+        CheckConstraint("rating BETWEEN 1 AND 5", name="rating"),
+        Index("ix_evaluations_day", "center_id", "business_date"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    center_id: Mapped[str] = mapped_column(String(32))
+    ticket_id: Mapped[int] = mapped_column(BigInteger)
+    business_date: Mapped[date] = mapped_column(Date)
+    service_code: Mapped[str] = mapped_column(String(32))
+    department: Mapped[str | None] = mapped_column(String(32))
+    window: Mapped[str | None] = mapped_column(String(16))
+    clerk_id: Mapped[str | None] = mapped_column(String(32))
+    post: Mapped[str | None] = mapped_column(String(1))
+    rating: Mapped[int] = mapped_column(Integer, comment="5 非常满意 ... 1 非常不满意")
+    comment: Mapped[str | None] = mapped_column(String(500))
+    case_no: Mapped[str | None] = mapped_column(String(48))
+    channel: Mapped[str] = mapped_column(String(12), comment="evaluator | public")
+    device: Mapped[str | None] = mapped_column(String(32))
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AppointmentRequest(Base):
+    """A phone, letter or in-person appointment request (电话、信函、当面预约) staff answer within 1 working day."""
+
+    __tablename__ = "appointment_requests"
+    __table_args__ = (Index("ix_appointment_requests_open", "center_id", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    center_id: Mapped[str] = mapped_column(String(32))
+    service_code: Mapped[str] = mapped_column(String(32))
+    department: Mapped[str | None] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(12), comment="in_person | phone | letter")
+    preferred_slots: Mapped[list[str]] = mapped_column(JSONB, comment="aware ISO instants, best first")
+    note: Mapped[str | None] = mapped_column(String(500))
+    phone_hash: Mapped[str] = mapped_column(String(64))
+    phone_masked: Mapped[str] = mapped_column(String(16))
+    phone_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(12), comment="pending | confirmed | declined")
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    requested_by: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), comment="end of the next working day")
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    slot_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    place: Mapped[str | None] = mapped_column(String(200))
+    materials: Mapped[list[str] | None] = mapped_column(JSONB)
+    appointment_id: Mapped[int | None] = mapped_column(BigInteger)
+    appointment_code: Mapped[str | None] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(String(500), comment="why it was declined")
+
+
+class Notice(Base):
+    """A public notice the hall display scrolls (公告), shown from `starts_on` to `ends_on` (local, inclusive)."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_center", "center_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    center_id: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(String(500))
+    starts_on: Mapped[date | None] = mapped_column(Date)
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    position: Mapped[int] = mapped_column(Integer, comment="the scrolling order, lowest first")
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TurnNearNotice(Base):
+    """A ticket whose holder was told their turn is near (ticket.turn_near): the row makes it once."""
+
+    __tablename__ = "turn_near_notices"
+
+    ticket_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    center_id: Mapped[str] = mapped_column(String(32))
+    people_ahead: Mapped[int] = mapped_column(Integer)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ItemCopy(Base):
+    """Read copy of the case registry's items (item.upserted): the time limits and fees the display scrolls."""
+
+    __tablename__ = "items"
+    __table_args__: Any = {"comment": "Read copy of cases' item catalogue, from item.upserted (never written here)"}
+
+    center_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    department: Mapped[str | None] = mapped_column(String(32))
+    promised_limit_days: Mapped[int] = mapped_column(Integer)
+    legal_limit_days: Mapped[int] = mapped_column(Integer)
+    fees: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_event_sequence: Mapped[int] = mapped_column(BigInteger)

@@ -8,12 +8,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.queue import calling
 from services.queue.models import (
     Appointment,
+    AppointmentRequest,
     BusinessDay,
     Center,
+    ClerkLeave,
+    Evaluation,
+    ItemCopy,
+    Notice,
     Service,
     Staff,
     Ticket,
     Window,
+    WindowLogEntry,
     WindowService,
 )
 
@@ -268,3 +274,54 @@ async def ahead_of_new_ticket(session: AsyncSession, ticket: Ticket, now: dateti
         line = and_(line, or_(t.transferred_to_service.is_not(None), t.kind == "green",
                               and_(t.kind == "appointment", t.slot_start <= now)))
     return int(await session.scalar(select(func.count()).select_from(Ticket.__table__).where(line)) or 0)
+
+
+# windows at work: the log, leave
+
+async def window_log(session: AsyncSession, center_id: str, day: date, clerk_id: str | None) -> list[WindowLogEntry]:
+    stmt = select(WindowLogEntry).where(WindowLogEntry.center_id == center_id, WindowLogEntry.business_date == day)
+    if clerk_id is not None:
+        stmt = stmt.where(WindowLogEntry.clerk_id == clerk_id)
+    return list((await session.scalars(stmt.order_by(WindowLogEntry.at, WindowLogEntry.id))).all())
+
+
+async def clerks_on_leave(session: AsyncSession, center_id: str, day: date) -> set[str]:
+    return set((await session.scalars(select(ClerkLeave.clerk_id).where(
+        ClerkLeave.center_id == center_id, ClerkLeave.starts_on <= day, ClerkLeave.ends_on >= day))).all())
+
+
+# evaluations (好差评)
+
+async def evaluation_of_ticket(session: AsyncSession, ticket_id: int) -> Evaluation | None:
+    return await session.scalar(select(Evaluation).where(Evaluation.ticket_id == ticket_id))
+
+
+# staff appointment requests
+
+async def get_appointment_request(session: AsyncSession, request_id: int) -> AppointmentRequest | None:
+    return await session.get(AppointmentRequest, request_id, with_for_update=True)
+
+
+async def list_appointment_requests(session: AsyncSession, center_id: str,
+                                    status: str | None) -> list[AppointmentRequest]:
+    stmt = select(AppointmentRequest).where(AppointmentRequest.center_id == center_id)
+    if status is not None:
+        stmt = stmt.where(AppointmentRequest.status == status)
+    return list((await session.scalars(stmt.order_by(AppointmentRequest.due_at, AppointmentRequest.id))).all())
+
+
+# hall notices and the items the display scrolls
+
+async def list_notices(session: AsyncSession, center_id: str) -> list[Notice]:
+    return list((await session.scalars(select(Notice).where(Notice.center_id == center_id)
+                                       .order_by(Notice.position, Notice.id))).all())
+
+
+async def get_notice(session: AsyncSession, center_id: str, notice_id: int) -> Notice | None:
+    notice = await session.get(Notice, notice_id, with_for_update=True)
+    return notice if notice is not None and notice.center_id == center_id else None
+
+
+async def list_items(session: AsyncSession, center_id: str) -> list[ItemCopy]:
+    return list((await session.scalars(select(ItemCopy).where(ItemCopy.center_id == center_id, ItemCopy.active)
+                                       .order_by(ItemCopy.code))).all())

@@ -125,6 +125,10 @@ class WindowOut(BaseModel):
     priority_streak: int
     active_ticket_id: int | None
     updated_at: datetime
+    state_since: datetime | None = None
+    away_message: str | None = Field(None, description="去向留言, while away")
+    closed_reason: str | None = Field(None, description="why it is closed")
+    last_heartbeat_at: datetime | None = None
 
 
 # tickets

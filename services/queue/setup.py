@@ -174,7 +174,9 @@ async def window_out(session: AsyncSession, window: Window) -> WindowOut:
                      duty=window.duty, joint_approval=window.joint_approval, a_clerk=window.a_clerk,
                      b_clerk=window.b_clerk, active=window.active, state=window.state, clerk_id=window.clerk_id,
                      post=window.post, priority_streak=window.priority_streak,
-                     active_ticket_id=window.active_ticket_id, updated_at=window.updated_at)
+                     active_ticket_id=window.active_ticket_id, updated_at=window.updated_at,
+                     state_since=window.state_since, away_message=window.away_message,
+                     closed_reason=window.closed_reason, last_heartbeat_at=window.last_heartbeat_at)
 
 
 async def _publish_window(session: AsyncSession, window: Window) -> None:

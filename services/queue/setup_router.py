@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from services.queue import repository, setup
+from services.queue import notices, repository, setup
 from services.queue.models import Service, Window
 from services.queue.router import CenterDep, CenterEditor
 from services.queue.schemas import ServiceIn, ServiceOut, ServicePatch, WindowIn, WindowOut, WindowPatch
@@ -23,8 +23,13 @@ async def get_settings(center: CenterDep) -> QueueSettings:
 
 @router.put("/settings", response_model=QueueSettings)
 async def put_settings(body: QueueSettings, center: CenterDep, _: CenterEditor, session: SessionDep) -> QueueSettings:
-    """Replace the centre's calling settings (centre admin); publishes center.settings_changed."""
-    return await setup.set_settings(session, center, body)
+    """Replace the centre's calling settings (centre admin); publishes center.settings_changed (and, when the
+    complaint phone changes, the display's scrolling area: center.notices_changed)."""
+    complaint_hotline = setup.settings_of(center).complaint_hotline
+    settings = await setup.set_settings(session, center, body)
+    if settings.complaint_hotline != complaint_hotline:
+        await notices.publish_scroll(session, center)
+    return settings
 
 
 @router.get("/schedule", response_model=HallSchedule)

@@ -301,3 +301,46 @@ _WAITING_COUNTS = """
 async def waiting_counts(db: asyncpg.Connection, center_id: str, day: date) -> dict[str, int]:
     """Every service of the centre with its number of waiting tickets (0 included)."""
     return {r[0]: int(r[1]) for r in await db.fetch(_WAITING_COUNTS, center_id, day)}
+
+
+# the turn-near notice (ticket.turn_near): once per ticket, by its row in turn_near_notices
+
+_TURN_NEAR = f"""
+    WITH due AS (
+        SELECT t.id, a.ahead FROM unnest($1::bigint[], $2::int[]) AS a(id, ahead) JOIN tickets t ON t.id = a.id
+        WHERE t.status = 'waiting' AND t.phone_encrypted IS NOT NULL
+    ), sent AS (
+        INSERT INTO turn_near_notices (ticket_id, center_id, people_ahead, sent_at)
+        SELECT id, $3, ahead, $4 FROM due
+        ON CONFLICT (ticket_id) DO NOTHING
+        RETURNING ticket_id, people_ahead
+    )
+    SELECT {_TICKET}, sent.people_ahead,
+           (SELECT s.department FROM services s WHERE s.center_id = t.center_id AND s.code = t.service_code)
+           AS department,
+           (SELECT s.default_service_minutes FROM services s
+            WHERE s.center_id = t.center_id AND s.code = coalesce(t.transferred_to_service, t.service_code))
+           AS default_minutes
+    FROM sent JOIN tickets t ON t.id = sent.ticket_id
+    ORDER BY sent.people_ahead
+"""
+
+
+@dataclass(frozen=True)
+class TurnNear:
+    ticket: Ticket
+    people_ahead: int
+    department: str | None
+    default_minutes: int
+
+
+async def mark_turn_near(db: asyncpg.Connection, center_id: str, ahead: dict[int, int],
+                         now: datetime) -> list[TurnNear]:
+    """Of the tickets given with their people ahead, those still waiting with a phone and not told yet, now
+    marked told (the row's primary key makes it once, without locking the ticket: a window taking it is not
+    held up)."""
+    if not ahead:
+        return []
+    rows = await db.fetch(_TURN_NEAR, list(ahead), list(ahead.values()), center_id, now)
+    return [TurnNear(ticket_of(r), int(r["people_ahead"]), r["department"], int(r["default_minutes"] or 10))
+            for r in rows]

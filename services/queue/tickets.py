@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.queue import calling, metrics, repository, schedule, setup, statements
+from services.queue import calling, metrics, repository, schedule, setup, statements, windows
 from services.queue.models import Center, Service, Staff, Ticket, Window
 from shared import clock
 from shared.auth import Principal, Role
@@ -40,6 +40,7 @@ from shared.events.catalog import (
     TicketSkipped,
     TicketStarted,
     TicketTransferred,
+    TicketTurnNear,
     WaitingCounts,
     WindowSignedIn,
     WindowSignedOut,
@@ -209,19 +210,11 @@ async def publish_waiting_counts(session: AsyncSession, center_id: str, day: dat
 
 # windows: who is at them
 
-def _check_at_window(principal: Principal, window: Window) -> None:
-    """A clerk acts at a window only from its terminal: the window in the token came from that device."""
-    principal.check_center(window.center_id)
-    if principal.role not in (Role.CLERK, Role.CHIEF_REP):
-        raise Forbidden(f"a {principal.role} does not work at a window", code="wrong_role")
-    if principal.window != window.number:
-        raise Forbidden(f"signed in at window {principal.window or '(none)'}, not at window {window.number}",
-                        field="window", code="wrong_window")
-
-
 async def sign_in(session: AsyncSession, window: Window, principal: Principal) -> Window:
-    """The clerk takes the window's A or B post (AB角), as the window's assignment says."""
-    _check_at_window(principal, window)
+    """The clerk takes the window's A or B post (AB角), as the window's assignment says. The B post may step in
+    for an A post who is away or silent (the A post's session ends there); a sign-in counts as a heartbeat of
+    the window's terminal."""
+    windows.check_at_terminal(principal, window)
     if window.a_clerk is None and window.b_clerk is None:
         post = "A"  # a window nobody is assigned to yet: whoever signs in at its terminal holds it
     elif principal.subject == window.a_clerk:
@@ -231,32 +224,44 @@ async def sign_in(session: AsyncSession, window: Window, principal: Principal) -
     else:
         raise Forbidden(f"user {principal.subject} holds neither post of window {window.number}",
                         code="not_assigned")
-    if window.clerk_id not in (None, principal.subject) and window.state != "signed_out":
-        raise Conflict(f"window {window.number} is held by {window.clerk_id}: they sign out first",
-                       field="window", code="window_taken")
+    now = clock.now()
+    holder = window.clerk_id if window.state in windows.SIGNED_IN else None
+    replaced = None
+    if holder not in (None, principal.subject):
+        stands_in = post == "B" and window.post == "A" and (window.state == "away" or windows.silent(window, now))
+        if not stands_in:
+            raise Conflict(f"window {window.number} is held by {holder}: they sign out first", field="window",
+                           code="window_taken")
+        if window.active_ticket_id is not None:
+            raise Conflict(f"ticket {window.active_ticket_id} is still active at window {window.number}",
+                           field="window", code="ticket_active", ticket_id=window.active_ticket_id)
+        replaced = holder
+        await windows.end_session_for_takeover(session, window, holder, "B岗接替", now)
     window.state, window.clerk_id, window.post, window.device = "open", principal.subject, post, principal.device
-    window.updated_at = clock.now()
+    window.state_since, window.away_message, window.closed_reason, window.updated_at = now, None, None, now
+    await windows.restore_at_sign_in(session, window, now)
     await session.flush()
+    windows.log(session, window, "signed_in", now, clerk_id=principal.subject, post=post)
     staff = await repository.get_staff(session, principal.subject)
     await publish(session, PRODUCER, WindowSignedIn(
         center_id=window.center_id, window=window.number, post=post,
-        clerk=clerk_sign(principal.subject, staff), device=principal.device),
+        clerk=clerk_sign(principal.subject, staff), device=principal.device, replaces=replaced),
         subject=f"window:{window.center_id}:{window.number}", center_id=window.center_id)
     return window
 
 
 async def sign_out(session: AsyncSession, window: Window, principal: Principal) -> Window:
-    _check_at_window(principal, window)
-    if window.clerk_id != principal.subject:
+    windows.check_at_terminal(principal, window)
+    if window.clerk_id != principal.subject or window.state not in windows.SIGNED_IN:
         raise Conflict(f"user {principal.subject} is not signed in at window {window.number}", field="window",
                        code="not_signed_in")
-    if window.active_ticket_id is not None:
-        raise Conflict(f"ticket {window.active_ticket_id} is still active at window {window.number}: finish, "
-                       "skip or transfer it first", field="window", code="ticket_active",
-                       ticket_id=window.active_ticket_id)
+    windows.no_active_ticket(window, "signing out")
+    now = clock.now()
+    post = window.post
     window.state, window.clerk_id, window.post, window.device = "signed_out", None, None, None
-    window.updated_at = clock.now()
+    window.state_since, window.away_message, window.heartbeat_lost_at, window.updated_at = now, None, None, now
     await session.flush()
+    windows.log(session, window, "signed_out", now, clerk_id=principal.subject, post=post)
     await publish(session, PRODUCER, WindowSignedOut(center_id=window.center_id, window=window.number,
                                                      clerk_id=principal.subject),
                   subject=f"window:{window.center_id}:{window.number}", center_id=window.center_id)
@@ -271,8 +276,10 @@ def clerk_sign(user_id: str, staff: Staff | None) -> Clerk:
 
 # calling
 
-async def call_next(session: AsyncSession, center_id: str, window_number: str, principal: Principal) -> Ticket | None:
-    """The ticket the rule gives this window now, called; None when nothing waits for it."""
+async def call_next(session: AsyncSession, center_id: str, window_number: str, principal: Principal,
+                    pii: PersonalData) -> Ticket | None:
+    """The ticket the rule gives this window now, called; None when nothing waits for it. The line it left
+    has moved up: a ticket now near its turn is told (`pii` seals its phone for notify)."""
     principal.check_center(center_id)
     db = await driver_connection(session)
     center = await statements.center(db, center_id)
@@ -282,7 +289,7 @@ async def call_next(session: AsyncSession, center_id: str, window_number: str, p
     if at is None:
         raise NotFound(f"centre {center_id} has no window {window_number}", field="window")
     window = at.window
-    _check_at_window(principal, window)
+    windows.check_at_terminal(principal, window)
     if window.clerk_id != principal.subject or window.state != "open":
         raise Conflict(f"sign in at window {window.number} first", field="window", code="not_signed_in")
     if window.active_ticket_id is not None:
@@ -293,11 +300,13 @@ async def call_next(session: AsyncSession, center_id: str, window_number: str, p
     today = clock.local_date(now)
     view = calling.WindowView(number=window.number, weights=at.weights, priority_streak=window.priority_streak,
                               duty=window.duty)
-    ranking = calling.Ranking(view, await statements.call_candidates(db, center_id, today, list(at.weights),
-                                                                     window.number), now)
+    candidates = await statements.call_candidates(db, center_id, today, list(at.weights), window.number)
+    ranking = calling.Ranking(view, candidates, now)
+    gone: set[int] = set()
     while (choice := ranking.choose(center.settings.green_channel_n)) is not None:
         taken = await statements.take_for_call(db, choice.ticket_id, window=window.number, clerk_id=principal.subject,
                                                post=window.post, now=now)
+        gone.add(choice.ticket_id)
         if taken is not None:
             break
         ranking.drop(choice.ticket_id)  # another window is taking it right now (or has): the next best
@@ -314,7 +323,35 @@ async def call_next(session: AsyncSession, center_id: str, window_number: str, p
     await publish_all(session, PRODUCER, [called, await waiting_counts(session, center_id, today)])
     metrics.count(session, center_id, ticket.service_code, "called")
     metrics.waited(session, center_id, ticket.service_code, call.wait_s)
+    line = calling.line_of(next(c for c in candidates if c.ticket_id == ticket.id))
+    await tell_turn_near(pii, session, center_id, center.settings.turn_near_threshold, line,
+                         [c for c in candidates if c.ticket_id not in gone], now)
     return ticket
+
+
+async def tell_turn_near(pii: PersonalData, session: AsyncSession, center_id: str, threshold: int,
+                         line: tuple[str, str], waiting: list[calling.Candidate], now: datetime) -> None:
+    """The line moved up (a call, a cancel): each ticket of it with a phone whose people ahead are now at most
+    the centre's threshold is told its turn is near (ticket.turn_near, sealed for notify), once."""
+    first = calling.first_in_line(line, waiting, now, threshold + 1)
+    if not first:
+        return
+    db = await driver_connection(session)
+    told = await statements.mark_turn_near(db, center_id, {c.ticket_id: i for i, c in enumerate(first)}, now)
+    events = []
+    for near in told:
+        t = near.ticket
+        assert t.phone_encrypted is not None
+        median, windows_open = await statements.service_pace(
+            db, center_id, t.transferred_to_service or t.service_code, now - ESTIMATE_WINDOW)
+        per_person = median if median is not None else near.default_minutes * 60
+        events.append(Outgoing(TicketTurnNear(
+            ticket=facts(t, near.department), people_ahead=near.people_ahead,
+            estimated_wait_s=round(near.people_ahead * per_person / max(1, windows_open)),
+            phone_hash=t.phone_hash, phone_masked=t.phone_masked,
+            phone_sealed=pii.seal_for_notify(pii.decrypt(t.phone_encrypted.decode()))),
+            subject=f"ticket:{t.id}", center_id=center_id))
+    await publish_all(session, PRODUCER, events)
 
 
 def _waited(ticket: Ticket, now: datetime) -> int:
@@ -347,7 +384,7 @@ async def _my_ticket(session: AsyncSession, ticket: Ticket, principal: Principal
     window = await repository.get_window(session, ticket.center_id, ticket.window or "", for_update=True)
     if window is None or ticket.window is None:
         raise Conflict(f"ticket {ticket.number} is not at a window", field="ticket_id", code="not_called")
-    _check_at_window(principal, window)
+    windows.check_at_terminal(principal, window)
     return window
 
 
@@ -363,7 +400,7 @@ async def _ticket_at_my_window(db: asyncpg.Connection, ticket_id: int,
     if window is None:
         principal.check_center(ticket.center_id)
         raise Conflict(f"ticket {ticket.number} is not at a window", field="ticket_id", code="not_called")
-    _check_at_window(principal, window)
+    windows.check_at_terminal(principal, window)
     return ticket, department, window
 
 
@@ -478,14 +515,21 @@ async def requeue(session: AsyncSession, center: Center, ticket: Ticket, princip
     return ticket
 
 
-async def cancel(session: AsyncSession, ticket: Ticket, principal: Principal) -> Ticket:
-    """A waiting ticket is given up (the person left, or asked at the desk)."""
+async def cancel(session: AsyncSession, ticket: Ticket, principal: Principal, pii: PersonalData) -> Ticket:
+    """A waiting ticket is given up (the person left, or asked at the desk); the line behind it moves up."""
     _check_staff_of(principal, ticket.center_id)
     if ticket.status != "waiting":
         raise Conflict(f"ticket {ticket.number} is {ticket.status}: only a waiting ticket is cancelled",
                        field="ticket_id", code="not_waiting")
-    ticket.status, ticket.ended_at = "cancelled", clock.now()
+    now = clock.now()
+    line = calling.line_of(candidate(ticket))
+    ticket.status, ticket.ended_at = "cancelled", now
     await session.flush()
+    waiting = [candidate(t) for t in await repository.waiting_tickets(session, ticket.center_id, ticket.business_date)]
+    center = await repository.get_center(session, ticket.center_id)
+    assert center is not None  # a ticket's centre is never deleted
+    await tell_turn_near(pii, session, ticket.center_id, setup.settings_of(center).turn_near_threshold, line,
+                         waiting, now)
     await publish(session, PRODUCER, TicketCancelled(ticket=await ticket_facts(session, ticket),
                                                      by=principal.subject),
                   subject=f"ticket:{ticket.id}", center_id=ticket.center_id)

@@ -36,7 +36,7 @@ FloorStaff = Annotated[Principal, Depends(require(*tickets.STAFF_ON_FLOOR))]
 HallManager = Annotated[Principal, Depends(require(Role.HALL_MANAGER, Role.CENTER_ADMIN, Role.SYSTEM_ADMIN))]
 
 
-def _context(request: Request, calendar: CalendarDep) -> tickets.Context:
+async def _context(request: Request, calendar: CalendarDep) -> tickets.Context:
     return tickets.Context(pii=request.app.state.pii, calendar=calendar)
 
 
@@ -99,9 +99,10 @@ async def sign_out(window: WindowDep, user: AtWindow, session: SessionDep) -> Wi
 @router.post("/centers/{center_id}/windows/{number}/call-next", response_model=TicketOut,
              responses={204: {"description": "nothing waits for this window"},
                         409: {"description": "the window has an active ticket, or nobody is signed in"}})
-async def call_next(center_id: str, number: str, user: AtWindow, session: SessionDep) -> Ticket | Response:
+async def call_next(center_id: str, number: str, user: AtWindow, session: SessionDep,
+                    request: Request) -> Ticket | Response:
     """Call the ticket the rule gives this window now (DOMAIN.md "Call next: the rule")."""
-    ticket = await tickets.call_next(session, center_id, number, user)
+    ticket = await tickets.call_next(session, center_id, number, user, request.app.state.pii)
     return ticket if ticket is not None else Response(status_code=204)
 
 
@@ -148,9 +149,9 @@ async def requeue(ticket: TicketDep, user: FloorStaff, session: SessionDep) -> T
 
 
 @router.post("/tickets/{ticket_id}/cancel", response_model=TicketOut)
-async def cancel(ticket: TicketDep, user: FloorStaff, session: SessionDep) -> Ticket:
+async def cancel(ticket: TicketDep, user: FloorStaff, session: SessionDep, request: Request) -> Ticket:
     """Cancel a waiting ticket."""
-    return await tickets.cancel(session, ticket, user)
+    return await tickets.cancel(session, ticket, user, request.app.state.pii)
 
 
 @router.post("/tickets/{ticket_id}/transfer", response_model=TicketOut)

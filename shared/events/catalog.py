@@ -112,6 +112,12 @@ class QueueSettings(BaseModel):
     requeue_k: int = Field(3, ge=0, le=50, description="a requeued no-show goes behind the next K waiting")
     recall_limit: int = Field(2, ge=0, le=10, description="recalls allowed before the clerk must skip")
     day_close_time: time = Field(time(23, 0), description="local time the waiting tickets expire")
+    vacancy_minutes: int = Field(3, ge=1, le=60, description="a window away or silent longer than this, while "
+                                 "its services have waiting tickets and no B post signed in, is vacant (空岗)")
+    turn_near_threshold: int = Field(3, ge=1, le=50, description="ticket.turn_near once the people ahead of a "
+                                     "ticket that left a phone fall to this many")
+    complaint_hotline: str | None = Field(None, pattern=r"^[0-9][0-9-]{2,31}$",
+                                        description="the hall's complaint line (投诉电话) the display scrolls")
 
 
 class Period(BaseModel):
@@ -268,6 +274,8 @@ class WindowSignedIn(EventData):
     post: Literal["A", "B"]
     clerk: Clerk
     device: str | None = None
+    replaces: str | None = Field(None, description="the clerk whose session this sign-in ended (the B post "
+                                 "stepping in for an away or silent A post)")
 
 
 @event_model
@@ -513,6 +521,223 @@ class AppointmentCheckedIn(EventData):
 
 
 @event_model
+class WindowAway(EventData):
+    """The clerk stepped away from the window (暂离) with a message for the display (去向留言) (queue)."""
+
+    type: Literal["window.away"] = "window.away"
+    version: ClassVar[int] = 1
+
+    center_id: str
+    window: str
+    clerk_id: str
+    post: Literal["A", "B"] | None = None
+    message: str
+    at: datetime
+
+
+@event_model
+class WindowBack(EventData):
+    """The clerk is back at the window after `away_s` seconds away (queue)."""
+
+    type: Literal["window.back"] = "window.back"
+    version: ClassVar[int] = 1
+
+    center_id: str
+    window: str
+    clerk_id: str
+    post: Literal["A", "B"] | None = None
+    message: str | None = None
+    away_s: int
+    at: datetime
+
+
+@event_model
+class WindowClosed(EventData):
+    """The window was closed, by its clerk (day end) or the hall manager, with a reason (业务学习, 系统故障); the
+    clerk signed in there, if any, is signed out by it (queue)."""
+
+    type: Literal["window.closed"] = "window.closed"
+    version: ClassVar[int] = 1
+
+    center_id: str
+    window: str
+    clerk_id: str | None = None
+    post: Literal["A", "B"] | None = None
+    by: str
+    reason: str
+    at: datetime
+
+
+@event_model
+class WindowHeartbeatLost(EventData):
+    """A signed-in window's terminal has not beaten for 90 s (queue): once, until a beat restores it."""
+
+    type: Literal["window.heartbeat_lost"] = "window.heartbeat_lost"
+    version: ClassVar[int] = 1
+
+    center_id: str
+    window: str
+    clerk_id: str | None = None
+    post: Literal["A", "B"] | None = None
+    last_heartbeat_at: datetime
+    silent_s: int
+
+
+@event_model
+class WindowHeartbeatRestored(EventData):
+    """A window whose heartbeat was lost beat again after `silent_s` seconds of silence (queue)."""
+
+    type: Literal["window.heartbeat_restored"] = "window.heartbeat_restored"
+    version: ClassVar[int] = 1
+
+    center_id: str
+    window: str
+    clerk_id: str | None = None
+    post: Literal["A", "B"] | None = None
+    lost_at: datetime
+    silent_s: int
+    at: datetime
+
+
+@event_model
+class WindowLeaveRecorded(EventData):
+    """A clerk's leave (请假) was recorded (queue): the windows where they hold the A post expect the B post."""
+
+    type: Literal["window.leave_recorded"] = "window.leave_recorded"
+    version: ClassVar[int] = 1
+
+    center_id: str
+    leave_id: int
+    clerk_id: str
+    starts_on: date
+    ends_on: date
+    reason: str | None = None
+    windows: list[str] = Field(description="the windows whose A post the clerk holds")
+    by: str
+
+
+@event_model
+class TicketTurnNear(EventData):
+    """The people ahead of a ticket that left a phone fell to the centre's threshold (queue), once per ticket:
+    notify sends the "your turn is near" SMS to the sealed phone."""
+
+    type: Literal["ticket.turn_near"] = "ticket.turn_near"
+    version: ClassVar[int] = 1
+
+    ticket: TicketFacts
+    people_ahead: int
+    estimated_wait_s: int
+    phone_hash: str | None = None
+    phone_masked: str | None = None
+    phone_sealed: str
+
+
+RequestChannel = Literal["in_person", "phone", "letter"]
+
+
+class AppointmentRequestFacts(BaseModel):
+    """What every event of a staff appointment request (当面、电话、信函预约) says of it: `due_at` is the end of
+    the working day after the request's (answered within 1 working day), the contact masked and sealed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: int
+    center_id: str
+    service_code: str
+    department: str | None = None
+    channel: RequestChannel
+    preferred_slots: list[datetime]
+    requested_at: datetime
+    due_at: datetime
+    phone_hash: str
+    phone_masked: str
+    phone_sealed: str
+
+
+@event_model
+class AppointmentRequested(EventData):
+    """Staff recorded an appointment request (queue); the monitor watches `request.due_at`."""
+
+    type: Literal["appointment.requested"] = "appointment.requested"
+    version: ClassVar[int] = 1
+
+    request: AppointmentRequestFacts
+    by: str
+
+
+@event_model
+class AppointmentConfirmed(EventData):
+    """An appointment request was answered with a slot, a place and the materials to bring (queue); the
+    booking's check-in code goes to the person."""
+
+    type: Literal["appointment.confirmed"] = "appointment.confirmed"
+    version: ClassVar[int] = 1
+
+    request: AppointmentRequestFacts
+    slot_start: datetime
+    place: str
+    materials: list[str] = []
+    appointment_id: int
+    appointment_code: str
+    answered_at: datetime
+    on_time: bool = Field(description="answered by request.due_at")
+    by: str
+
+
+@event_model
+class AppointmentDeclined(EventData):
+    """An appointment request was declined with a reason, approved by a chief representative (queue)."""
+
+    type: Literal["appointment.declined"] = "appointment.declined"
+    version: ClassVar[int] = 1
+
+    request: AppointmentRequestFacts
+    reason: str
+    answered_at: datetime
+    on_time: bool = Field(description="answered by request.due_at")
+    approved_by: str
+
+
+class NoticeFacts(BaseModel):
+    """A hall notice as the display scrolls it: shown from `starts_on` to `ends_on` (local dates, inclusive)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    text: str
+    starts_on: date | None = None
+    ends_on: date | None = None
+    position: int
+
+
+class ItemLimits(BaseModel):
+    """An item of the case registry's catalogue as the display scrolls it: its time limits and fees."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str
+    name: str
+    promised_limit_days: int
+    legal_limit_days: int
+    fees: str | None = None
+
+
+@event_model
+class CenterNoticesChanged(EventData):
+    """The hall display's scrolling area changed (queue). Reference data: the whole of it, every notice not yet
+    ended (each with its period: the display shows those of its day), the complaint phone, the items."""
+
+    type: Literal["center.notices_changed"] = "center.notices_changed"
+    version: ClassVar[int] = 1
+    reference: ClassVar[bool] = True
+
+    center_id: str
+    notices: list[NoticeFacts]
+    complaint_hotline: str | None = None
+    items: list[ItemLimits] = []
+
+
+@event_model
 class EvaluationSubmitted(EventData):
     """A service was rated (好差评) (queue): once per ticket, by the window's evaluator or the person; `case_no`
     when the rating names a case, so the case registry attaches it."""
@@ -675,6 +900,7 @@ class CaseAccepted(EventData):
     phone_sealed: str | None = None
     lookup_code_sealed: str
     org: str | None = None
+    agent: Handler | None = Field(None, description="全程代办: the agent assigned when source is agent")
 
 
 @event_model
@@ -885,3 +1111,164 @@ class CaseReassigned(EventData):
     from_handler: Handler
     reason: str
     by: str
+
+
+# cases II: joint approval (联办), one-time notices (一次性告知), agency (全程代办), inquiries (首问)
+
+SubtaskStatus = Literal["pending", "answered", "deemed_consented"]
+Opinion = Literal["agree", "disagree"]
+
+
+class SubtaskFacts(BaseModel):
+    """A department's part of a joint case (联办件): its own limit in working days from the dispatch date,
+    paused with the lead case."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    department: str
+    limit_days: int
+    dispatched_at: datetime
+    due_at: datetime
+    status: SubtaskStatus
+    opinion: Opinion | None = None
+
+
+@event_model
+class JointSubtaskDispatched(EventData):
+    """The lead window sent a joint case's sub-task to a department (cases)."""
+
+    type: Literal["joint.subtask_dispatched"] = "joint.subtask_dispatched"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    subtask: SubtaskFacts
+    by: str
+
+
+@event_model
+class JointSubtaskAnswered(EventData):
+    """A department gave its opinion on a joint case's sub-task (cases); `on_time` against its due_at."""
+
+    type: Literal["joint.subtask_answered"] = "joint.subtask_answered"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    subtask: SubtaskFacts
+    opinion: Opinion
+    comment: str | None = None
+    by: str
+    on_time: bool
+
+
+@event_model
+class JointSubtaskDeemedConsented(EventData):
+    """超时默认、缺席默认 (cases): the system recorded a department's consent, because its sub-task was not
+    answered by its due_at (`timeout`) or it was absent from the joint review (`absent`, with the review)."""
+
+    type: Literal["joint.subtask_deemed_consented"] = "joint.subtask_deemed_consented"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    subtask: SubtaskFacts
+    cause: Literal["timeout", "absent"]
+    review_id: int | None = None
+
+
+@event_model
+class JointReviewRecorded(EventData):
+    """A joint review meeting (联合审查) of a joint case was recorded with its attendance (cases)."""
+
+    type: Literal["joint.review_recorded"] = "joint.review_recorded"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    review_id: int
+    held_at: datetime
+    attended: list[str] = Field(description="department codes present")
+    absent: list[str] = Field(description="department codes invited and not present (deemed to consent)")
+    by: str
+
+
+@event_model
+class NoticeIssued(EventData):
+    """A one-time notice of missing materials (一次性告知书) was issued at a window (cases): no case, no clock;
+    an acceptance may refer to its number. The applicant's phone is sealed for notify."""
+
+    type: Literal["notice.issued"] = "notice.issued"
+    version: ClassVar[int] = 1
+
+    notice_no: str
+    center_id: str
+    item: ItemRef
+    department: str
+    missing: list[str]
+    applicant_hash: str
+    applicant_masked: str
+    phone_masked: str | None = None
+    phone_sealed: str | None = None
+    issued_by: Handler
+    issued_at: datetime
+    window: str | None = None
+
+
+@event_model
+class CaseHandedBack(EventData):
+    """全程代办 (cases): the agent handed the result back to the applicant and the fees were settled."""
+
+    type: Literal["case.handed_back"] = "case.handed_back"
+    version: ClassVar[int] = 1
+
+    case: CaseFacts
+    agent: Handler
+    handed_back_at: datetime
+    fees_settled: str | None = Field(None, description="the settlement as written on the 承办单, e.g. 免费 or an amount")
+    note: str | None = None
+
+
+InquiryChannel = Literal["on_site", "phone", "email"]
+
+
+class InquiryFacts(BaseModel):
+    """An inquiry of the register (首问负责制): who took it first, about what, and the promise when it was
+    not answered at once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    center_id: str
+    channel: InquiryChannel
+    item_code: str | None = None
+    department: str | None = None
+    taken_by: Handler
+    window: str | None = None
+    registered_at: datetime
+    status: Literal["answered", "referred", "pending"]
+    referred_window: str | None = None
+    promised_reply_at: datetime | None = None
+
+
+@event_model
+class InquiryRegistered(EventData):
+    """An inquiry was registered by the person first asked (cases). A pending one carries its promised
+    reply time (the monitor alerts after it); the contact is sealed for notify, never in clear."""
+
+    type: Literal["inquiry.registered"] = "inquiry.registered"
+    version: ClassVar[int] = 1
+
+    inquiry: InquiryFacts
+    contact_masked: str | None = None
+    contact_sealed: str | None = None
+
+
+@event_model
+class InquiryAnswered(EventData):
+    """A pending inquiry was answered (cases); `on_time` against its promised reply time."""
+
+    type: Literal["inquiry.answered"] = "inquiry.answered"
+    version: ClassVar[int] = 1
+
+    inquiry: InquiryFacts
+    answered_at: datetime
+    by: str
+    on_time: bool

@@ -104,6 +104,7 @@ async def display_hall(service_databases, kafka, fixed_clock) -> AsyncIterator[t
     try:
         async with running(fast_relay(db.url, kafka.bootstrap, TOPIC)), \
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            client.pii = app.state.pii  # type: ignore[attr-defined]  # for the rules called in-process
             yield client, db
     finally:
         server.should_exit = True
@@ -230,7 +231,7 @@ async def test_a_screen_starting_from_the_board_while_a_call_commits_misses_noth
                 # window 1 calls A001: its events have their sequences, its commit is still to come
                 clerk = Principal(subject=CLERK, role=Role.CLERK, centers=(A,), window="1", department="D01",
                                   device="term-1")
-                assert (await ticket_rules.call_next(calling, A, "1", clerk)) is not None
+                assert (await ticket_rules.call_next(calling, A, "1", clerk, client.pii)) is not None
                 other = await signed_in(client, tokens, "2")  # meanwhile window 2 signs in: a higher sequence
                 # a screen starts now and reads the board (a board that waits for the call's commit is right too)
                 reading = asyncio.create_task(client.get(f"/centers/{A}/display", headers=display(tokens)))
@@ -249,3 +250,27 @@ async def test_a_screen_starting_from_the_board_while_a_call_commits_misses_noth
 
     shown = [w["current"]["number"] for w in board.json()["windows"] if w["current"]]
     assert shown + [n for _, n, _ in calls(screen)] == ["A001"]  # on the board or through the feed, once
+
+
+async def test_the_display_receives_notice_changes_and_away_messages(service_databases, kafka, tokens, fixed_clock):
+    async with display_hall(service_databases, kafka, fixed_clock) as (client, db):
+        await hall(client, tokens)
+        screen = Reader(feed_url(client), display(tokens)).start()
+        await eventually(lambda: screen.last_event_id is not None)
+        manager = tokens.headers("hall_manager", [A])
+        r = await client.post(f"/centers/{A}/notices", headers=manager, json={"text": "今日14:00系统升级"})
+        assert r.status_code == 201, r.text
+        clerk = await signed_in(client, tokens, "1", CLERK)
+        r = await client.post(f"/centers/{A}/windows/1/away", headers=clerk, json={"message": "3分钟内返回"})
+        assert r.status_code == 200, r.text
+        r = await client.patch(f"/centers/{A}/notices/1", headers=manager, json={"text": "今日15:00系统升级"})
+        assert r.status_code == 200, r.text
+        await eventually(lambda: [k for k, _, _ in screen.events].count("center.notices_changed") == 2)
+        await screen.close()
+
+    kinds = [kind for kind, _, _ in screen.events]
+    assert kinds == ["center.notices_changed", "window.signed_in", "window.away", "center.notices_changed"]
+    areas = [data["data"]["notices"] for kind, _, data in screen.events if kind == "center.notices_changed"]
+    assert [[n["text"] for n in area] for area in areas] == [["今日14:00系统升级"], ["今日15:00系统升级"]]
+    away = next(data["data"] for kind, _, data in screen.events if kind == "window.away")
+    assert (away["window"], away["message"]) == ("1", "3分钟内返回")
