@@ -9,6 +9,10 @@ from services.cases.cases_router import router as cases_router
 from services.cases.catalogue.router import router as catalogue_router
 from services.cases.config import Settings, get_settings
 from services.cases.consumers import CONSUMERS
+from services.cases.documents.router import router as documents_router
+from services.cases.intake.router import router as intake_router
+from services.cases.joint.router import router as joint_router
+from services.cases.registers.router import router as registers_router
 from services.cases.router import router as centers_router
 from shared.app import create_service_app
 from shared.clock import Clock
@@ -22,6 +26,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         title="Hall cases service",
         description="办件: departments, item catalogue, calendar, cases and their legal clock.",
         routers=[calendar_router, centers_router, catalogue_router, cases_router, public_cases_router,
+                 joint_router, registers_router, intake_router, documents_router,
                  dead_letters_router(handler_registry(settings.service_name, CONSUMERS))],
         tags=[{"name": "calendar", "description": "working-day calendar (工作日历): overrides, years, deadlines"},
               {"name": "catalogue", "description": "departments (窗口单位), item catalogue (事项目录), public guide"},

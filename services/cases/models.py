@@ -250,3 +250,9 @@ class WindowCopy(Base):
 
 class Staff(StaffCopyColumns, Base):
     """Read copy of identity's users (user.upserted): the handler names cases carry."""
+
+
+# the tables of cases II live beside their rules; imported here so that Base.metadata has every table
+from services.cases.intake import models as _intake_models  # noqa: E402,F401
+from services.cases.joint import models as _joint_models  # noqa: E402,F401
+from services.cases.registers import models as _registers_models  # noqa: E402,F401

@@ -35,6 +35,7 @@ from shared.events.catalog import CenterUpserted
 from shared.events.envelope import Envelope
 
 POLICY_FILE = Path(__file__).with_name("policy.yaml")
+POLICY_DIR = Path(__file__).with_name("policy.d")
 SERVICES = ("queue", "cases", "monitor", "notify", "identity")
 BOUNDS = ("center", "department", "window")
 SAMPLE_KEYS = {"path", "query", "json", "content", "content_base64", "headers", "ok"}
@@ -106,26 +107,39 @@ class _PolicyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_policy() -> tuple[dict[str, dict[str, Rule]], list[str]]:
-    """The rules per service and route, and what is wrong with the file (empty when it is well formed)."""
-    loader = _PolicyLoader(POLICY_FILE.read_text(encoding="utf-8"))
+def _load_file(path: Path) -> tuple[dict[str, Any], list[str]]:
+    loader = _PolicyLoader(path.read_text(encoding="utf-8"))
     loader.duplicates = []
     try:
-        raw = loader.get_single_data()
+        raw = loader.get_single_data() or {}
     finally:
         loader.dispose()
+    return raw, [f"{path.name}: {d}" for d in loader.duplicates]
+
+
+def load_policy() -> tuple[dict[str, dict[str, Rule]], list[str]]:
+    """The rules per service and route, and what is wrong with the files (empty when they are well formed):
+    policy.yaml, then each policy.d/*.yaml (a part of a service's routes kept beside the code it covers, in
+    the same format); a route listed in two files is an error, like a key given twice."""
     rules: dict[str, dict[str, Rule]] = {}
-    errors: list[str] = list(loader.duplicates)
-    for service, rows in raw.items():
-        if service not in SERVICES:
-            errors.append(f"{service}: not a service (one of {', '.join(SERVICES)})")
-            continue
-        rules[service] = {}
-        for route, row in rows.items():
-            rule, problems = _rule(service, route, row or {})
-            errors.extend(f"{service} {route}: {p}" for p in problems)
-            if rule is not None:
-                rules[service][route] = rule
+    errors: list[str] = []
+    where: dict[tuple[str, str], str] = {}
+    for path in [POLICY_FILE, *sorted(POLICY_DIR.glob("*.yaml"))]:
+        raw, duplicates = _load_file(path)
+        errors.extend(duplicates)
+        for service, rows in raw.items():
+            if service not in SERVICES:
+                errors.append(f"{path.name}: {service}: not a service (one of {', '.join(SERVICES)})")
+                continue
+            for route, row in (rows or {}).items():
+                if (service, route) in where:
+                    errors.append(f"{service} {route}: listed in {where[service, route]} and {path.name}")
+                    continue
+                where[service, route] = path.name
+                rule, problems = _rule(service, route, row or {})
+                errors.extend(f"{path.name}: {service} {route}: {p}" for p in problems)
+                if rule is not None:
+                    rules.setdefault(service, {})[route] = rule
     return rules, errors
 
 

@@ -563,10 +563,20 @@ async def test_the_tokenless_routes_are_open_and_only_they(edge, upstream):
 POLICY = ROOT / "tests" / "authz" / "policy.yaml"
 
 
+def policy_rows() -> dict[str, dict[str, dict[str, object]]]:
+    """policy.yaml and policy.d/*.yaml merged per service (tests/authz/test_policy.py checks that no route
+    is listed twice)."""
+    merged: dict[str, dict[str, dict[str, object]]] = {}
+    for path in [POLICY, *sorted(POLICY.with_name("policy.d").glob("*.yaml"))]:
+        for service, routes in (yaml.safe_load(path.read_text()) or {}).items():
+            merged.setdefault(service, {}).update(routes or {})
+    return merged
+
+
 async def test_the_edge_opens_only_routes_the_policy_makes_public_and_refuses_the_rest_tokenless(edge, upstream):
-    """Every route of every service (tests/authz/policy.yaml lists them all) through the edge with no token:
+    """Every route of every service (tests/authz/policy.yaml and policy.d/ list them all) through the edge with no token:
     a route the edge leaves open must be public in the policy too; every other one is refused by Envoy."""
-    policy = yaml.safe_load(POLICY.read_text())
+    policy = policy_rows()
     prefixes = {up.name: up for up in edge.envoy.values.upstreams}
     wrong = []
     async with anonymous(edge, "127.0.0.6") as client:

@@ -1,0 +1,1 @@
+"""Bringing cases in and people prepared: the import of open cases from a previous system, the service guide."""

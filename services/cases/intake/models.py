@@ -1,0 +1,3 @@
+"""Tables of cases II (intake). Imported by services/cases/models.py so Base.metadata holds every table."""
+
+from services.cases.models import Base  # noqa: F401

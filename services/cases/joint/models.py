@@ -1,0 +1,3 @@
+"""Tables of cases II (joint). Imported by services/cases/models.py so Base.metadata holds every table."""
+
+from services.cases.models import Base  # noqa: F401
