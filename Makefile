@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-pg15 migrate lint envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue install clean
+.PHONY: run test test-pg15 migrate lint envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases install clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -54,8 +54,12 @@ bench-feed: install ## commit-to-consumer and commit-to-feed-client latency at 2
 	$(PY) bench/events_latency.py
 	$(PY) bench/feed_latency.py
 
-bench-queue: install ## issue-ticket + call-next through the gateway (wrk) against pgbench on the same SQL; open-loop latency, call to display
+bench-queue: install ## issue-ticket + call-next through the gateway (wrk) against pgbench on the same SQL; open-loop latency, call to display; estimated-wait accuracy over simulated days
 	$(PY) bench/queue_bench.py
+	$(PY) bench/queue_wait_bench.py
+
+bench-cases: install ## case registration through the gateway (wrk) against pgbench on the same SQL; open-loop latency; re-keying 100,000 open cases after a calendar change
+	$(PY) bench/cases_bench.py
 
 clean:
 	rm -rf var/test-*

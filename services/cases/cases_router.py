@@ -32,7 +32,8 @@ CaseNo = Annotated[str, Query(max_length=48)]
 PAGE = 50
 
 
-def _context(request: Request, calendar: CalendarDep) -> registry.Context:
+async def _context(request: Request, calendar: CalendarDep) -> registry.Context:
+    # async: a plain function dependency is run in the thread pool, a hop that cost more than the work
     return registry.Context(pii=request.app.state.pii, calendar=calendar)
 
 

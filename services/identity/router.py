@@ -44,7 +44,7 @@ _PHOTO_REFUSED: dict[int | str, dict[str, Any]] = {
     422: {"description": "the body is not the image its Content-Type says"}}
 
 
-def _context(request: Request) -> service.Context:
+async def _context(request: Request) -> service.Context:
     return service.Context(settings=request.app.state.settings, pii=request.app.state.pii)
 
 

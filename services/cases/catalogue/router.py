@@ -38,7 +38,7 @@ StaffReader = Annotated[Principal, Depends(require(Role.CLERK, Role.CHIEF_REP, R
 CenterQuery = Annotated[str, Query(pattern=CENTER, description="centre id")]
 
 
-def _context(request: Request) -> service.Context:
+async def _context(request: Request) -> service.Context:
     return service.Context(pii=request.app.state.pii,
                            compression_target_percent=request.app.state.settings.compression_target_percent)
 
