@@ -1,4 +1,5 @@
-"""End-to-end event latency through the real platform pieces at 200 events/s (target p99 <= 50 ms).
+"""End-to-end event latency through the real platform pieces at 200 events/s (target p99 <= 50 ms), and the
+consumer's throughput from a backlog.
 
 (a) commit -> consumer: from the moment a producer transaction that called `shared.events.outbox.publish()`
     has committed (its `await session.commit()` returned) to the moment the cases service's idempotent
@@ -40,8 +41,20 @@ seconds; at most `--max-warmup`, after which it measures anyway and says so), th
 event was applied once and fed once (checked against the inbox and the read copy too), event-loop lateness
 per process and the CPU taken (whole machine too: other load on a shared machine shows there).
 
+The consumer applies events in batches (`EventConsumer(apply_batch=...)`, several events per transaction);
+`--apply-batch N` sets it for both parts (1: one transaction per event, as before batches), and the report
+says which value ran. The consumer's apply of a chunk reports every event of it at the chunk's commit.
+
+Throughput (`--backlog N`, default 20,000; 0 skips it): N `center.upserted` events over 200 centres,
+produced straight to a topic of their own (6 partitions, the relay is not what is measured) before the
+consumer starts; then the cases centres consumer, in a process of its own on a freshly migrated cases
+database, drains them once for each value of `--backlog-batches` (default "1,<apply_batch>": before and
+after batches, side by side on the same machine load). Printed: events applied per second from its first
+applied event to its last, the time to drain, and whether every event was applied once and every read
+copy row ended at its centre's latest event.
+
 Run: ``uv run python bench/events_latency.py [--rate 200] [--seconds 15] [--layout processes|single]
-[--consumer-fetch-wait-ms N]``. It starts its own PostgreSQL (var/bench-latency-pg-<pid>, destroyed at the
+[--consumer-fetch-wait-ms N] [--apply-batch N] [--backlog 20000] [--backlog-batches 1,100]``. It starts its own PostgreSQL (var/bench-latency-pg-<pid>, destroyed at the
 end) and broker on free ports. Exit code 0 when both p99s meet the target and delivery was exactly once.
 """
 
@@ -60,7 +73,7 @@ import socket
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -73,7 +86,7 @@ if str(ROOT) not in sys.path:
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
-from aiokafka import ConsumerRecord  # noqa: E402
+from aiokafka import AIOKafkaProducer, ConsumerRecord  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
 
@@ -82,11 +95,12 @@ from shared.db import asyncpg_dsn, ensure_database, make_engine, make_sessionmak
 from shared.devinfra.kafka import EmbeddedKafka  # noqa: E402
 from shared.devinfra.postgres import EmbeddedPostgres, free_port  # noqa: E402
 from shared.events.catalog import CenterUpserted  # noqa: E402
-from shared.events.consumer import ConsumerSpec, EventConsumer, Handler, Outcome  # noqa: E402
+from shared.events.consumer import APPLY_BATCH, ConsumerSpec, EventConsumer, Handler, Outcome  # noqa: E402
 from shared.events.envelope import Envelope  # noqa: E402
+from shared.events.kafka import ensure_topics, new_admin  # noqa: E402
 from shared.events.outbox import publish  # noqa: E402
 from shared.events.relay import Relay  # noqa: E402
-from shared.events.topics import topic_for  # noqa: E402
+from shared.events.topics import Topic, topic_for  # noqa: E402
 from shared.feeds import Feed  # noqa: E402
 from shared.migrate import upgrade  # noqa: E402
 
@@ -341,6 +355,15 @@ class TimedConsumer(EventConsumer):
         self.sink.applied(str(envelope.id), outcome.value, now, now - began)
         return outcome
 
+    async def apply_chunk(self, events: Sequence[tuple[str, Envelope]]) -> list[Outcome]:
+        """Several events in one transaction: each reported at the chunk's commit, with the chunk's time."""
+        began = time.perf_counter()
+        outcomes = await super().apply_chunk(events)
+        now = time.perf_counter()
+        for (_, envelope), outcome in zip(events, outcomes, strict=True):
+            self.sink.applied(str(envelope.id), outcome.value, now, now - began)
+        return outcomes
+
 
 def centre_spec() -> ConsumerSpec:
     """The cases service's own consumer of `center.upserted` (its read copy of centres), as its worker runs it."""
@@ -351,7 +374,9 @@ def centre_spec() -> ConsumerSpec:
 
 
 async def run_consumer(database_url: str, bootstrap: str, fetch_wait_ms: int | None, sink: Sink,
-                       stop: asyncio.Event) -> None:
+                       stop: asyncio.Event, *, apply_batch: int | None = None, topic: str | None = None,
+                       name: str | None = None, report_handled: bool = True) -> None:
+    """The cases centres consumer; `topic` and `name` (its group) replace the spec's for the backlog."""
     spec = centre_spec()
     if list(spec.topics) != [TOPIC.name]:
         raise RuntimeError(f"the cases centres consumer reads {spec.topics}, not {TOPIC.name}")
@@ -359,12 +384,17 @@ async def run_consumer(database_url: str, bootstrap: str, fetch_wait_ms: int | N
 
     async def handler(session: AsyncSession, envelope: Envelope) -> None:
         await real(session, envelope)
-        sink.handled(str(envelope.id), time.perf_counter())
+        if report_handled:
+            sink.handled(str(envelope.id), time.perf_counter())
 
     engine = make_engine(database_url, pool_size=4, application_name="bench-cases-worker")
-    kafka_options = {} if fetch_wait_ms is None else {"fetch_max_wait_ms": fetch_wait_ms}
-    consumer = TimedConsumer(sink, spec.name, bootstrap, list(spec.topics), {"center.upserted": handler},
-                             make_sessionmaker(engine), service="cases", kafka_options=kafka_options)
+    options: dict[str, Any] = {}
+    if fetch_wait_ms is not None:
+        options["kafka_options"] = {"fetch_max_wait_ms": fetch_wait_ms}
+    if apply_batch is not None:
+        options["apply_batch"] = apply_batch
+    consumer = TimedConsumer(sink, name or spec.name, bootstrap, [topic or TOPIC.name],
+                             {"center.upserted": handler}, make_sessionmaker(engine), service="cases", **options)
     try:
         await consumer.run(stop)
     finally:
@@ -417,7 +447,8 @@ async def read_feed(url: str, tl: Timeline, connected: asyncio.Event) -> None:
 
 # --- a component in a child process ---------------------------------------------------------------------------
 
-async def child_main(role: str, database_url: str | None, bootstrap: str, fetch_wait_ms: int | None) -> int:
+async def child_main(role: str, database_url: str | None, bootstrap: str, fetch_wait_ms: int | None,
+                     apply_batch: int | None = None, topic: str | None = None, name: str | None = None) -> int:
     """`--role relay|consumer|feed`: one component until SIGTERM/SIGINT, or until the parent bench is gone."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -437,7 +468,11 @@ async def child_main(role: str, database_url: str | None, bootstrap: str, fetch_
         component = run_relay(database_url, bootstrap, sink, stop)
     elif role == "consumer":
         assert database_url is not None
-        component = run_consumer(database_url, bootstrap, fetch_wait_ms, sink, stop)
+        component = run_consumer(database_url, bootstrap, fetch_wait_ms, sink, stop, apply_batch=apply_batch)
+    elif role == "backlog-consumer":
+        assert database_url is not None
+        component = run_consumer(database_url, bootstrap, fetch_wait_ms, sink, stop, apply_batch=apply_batch,
+                                 topic=topic, name=name, report_handled=False)
     else:
         component = run_feed(bootstrap, sink.port, stop)
     await asyncio.gather(component, orphaned(), watch_loop(sink, role, stop))
@@ -451,7 +486,11 @@ class Child:
     reader: asyncio.Task[None]
 
 
-async def spawn(role: str, tl: Timeline, on_port: Callable[[int], None], *args: str) -> Child:
+class Dispatch(Protocol):
+    def dispatch(self, source: str, line: str) -> None: ...
+
+
+async def spawn(role: str, tl: Dispatch, on_port: Callable[[int], None], *args: str) -> Child:
     process = await asyncio.create_subprocess_exec(
         sys.executable, SCRIPT, "--role", role, *args, stdout=asyncio.subprocess.PIPE)
 
@@ -494,6 +533,9 @@ class Options:
     layout: str
     consumer_fetch_wait_ms: int | None
     progress: bool
+    apply_batch: int | None = None
+    backlog: int = 0
+    backlog_batches: tuple[int, ...] = ()
 
 
 class CpuMeter:
@@ -601,11 +643,14 @@ async def measure(opts: Options, queue_url: str, cases_url: str, kafka: Embedded
         if opts.layout == "single":
             tasks.append(asyncio.create_task(run_relay(queue_url, bootstrap, tl, stop), name="relay"))
             tasks.append(asyncio.create_task(
-                run_consumer(cases_url, bootstrap, opts.consumer_fetch_wait_ms, tl, stop), name="consumer"))
+                run_consumer(cases_url, bootstrap, opts.consumer_fetch_wait_ms, tl, stop,
+                             apply_batch=opts.apply_batch), name="consumer"))
             tasks.append(asyncio.create_task(run_feed(bootstrap, on_port, stop), name="feed"))
         else:
             fetch = [] if opts.consumer_fetch_wait_ms is None else ["--consumer-fetch-wait-ms",
                                                                     str(opts.consumer_fetch_wait_ms)]
+            if opts.apply_batch is not None:
+                fetch += ["--apply-batch", str(opts.apply_batch)]
             children.append(await spawn("relay", tl, on_port, "--database-url", queue_url, "--bootstrap", bootstrap))
             children.append(await spawn("consumer", tl, on_port, "--database-url", cases_url,
                                         "--bootstrap", bootstrap, *fetch))
@@ -766,7 +811,8 @@ def report(opts: Options, tl: Timeline, measured: list[str], *, published: int, 
                   else f"{opts.consumer_fetch_wait_ms} ms (--consumer-fetch-wait-ms)")
     print(f"events latency: {opts.rate:.0f} events/s scheduled, p99 target {TARGET_P99_MS:.0f} ms")
     print(f"  layout {where}")
-    print(f"  consumer fetch_max_wait_ms {fetch_wait}; relay, feed: platform defaults")
+    print(f"  consumer fetch_max_wait_ms {fetch_wait}; apply_batch {batch_label(opts.apply_batch)}; "
+          "relay, feed: platform defaults")
     caught_up = "" if steady else " (NOT caught up: a backlog is included)"
     print(f"  start-up {started_up:.1f} s (topic created, group joined), warm-up {warmup_seconds:.1f} s{caught_up}; "
           f"measured {measured_for:.1f} s: {len(measured)} events committed "
@@ -788,7 +834,7 @@ def report(opts: Options, tl: Timeline, measured: list[str], *, published: int, 
     print(row("broker ack -> consumer handler", [tl.handler[i] - acked[i] for i in acked if i in tl.handler],
               target=False))
     print(row("broker ack -> SSE client", [tl.fed[i] - acked[i] for i in acked if i in tl.fed], target=False))
-    print(row("consumer apply() of one event (its transaction)", tl.in_window(tl.apply_seconds), target=False))
+    print(row("consumer transaction of an event (its chunk)", tl.in_window(tl.apply_seconds), target=False))
     print(row("producer commit() round trip", [tl.commit_rtt[i] for i in measured], target=False))
     for source, samples in sorted(tl.lags.items()):
         print(row(f"loop lateness, {source}", tl.in_window(samples), target=False))
@@ -839,6 +885,152 @@ def verdict(tl: Timeline, measured: list[str], state: dict[str, Any]) -> int:
     return 0 if a <= TARGET_P99_MS and b <= TARGET_P99_MS and complete and not duplicates else 1
 
 
+def batch_label(apply_batch: int | None) -> str:
+    value = APPLY_BATCH if apply_batch is None else apply_batch
+    return f"{value}" + (" (the platform default)" if apply_batch is None else "") + \
+        (", one transaction per event as before batches" if value == 1 else "")
+
+
+# --- throughput from a backlog -----------------------------------------------------------------------------------
+
+BACKLOG_TOPIC = "hall.queue.v1.bench-backlog"
+BACKLOG_CENTRES = [f"32{i:04d}" for i in range(200)]
+
+
+@dataclass
+class BacklogTally:
+    """The backlog consumer's reports. Every event of a chunk is reported with the chunk's commit instant,
+    so the distinct instants count the transactions."""
+
+    applied_at: dict[str, float] = field(default_factory=dict)
+    applied_count: collections.Counter[str] = field(default_factory=collections.Counter)
+    outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
+    commits: set[float] = field(default_factory=set)
+
+    def dispatch(self, source: str, line: str) -> None:
+        kind, *rest = line.split()
+        if kind != "applied":
+            return
+        event_id, outcome, at = rest[0], rest[1], float(rest[2])
+        self.outcomes[outcome] += 1
+        self.commits.add(at)
+        if outcome == Outcome.APPLIED.value:
+            self.applied_at.setdefault(event_id, at)
+            self.applied_count[event_id] += 1
+
+
+async def produce_backlog(bootstrap: str, count: int) -> dict[str, int]:
+    """`count` center.upserted events over 200 centres, sequences 1..count, straight to the backlog topic (as
+    the relay writes them: keyed by centre); returns each centre's latest sequence."""
+    admin = new_admin(bootstrap)
+    await admin.start()
+    try:
+        await ensure_topics(admin, [Topic(BACKLOG_TOPIC, PRODUCER, TOPIC.partitions, "center")])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    await producer.start()
+    latest: dict[str, int] = {}
+    try:
+        sending: list[asyncio.Future[Any]] = []
+        for sequence in range(1, count + 1):
+            centre = BACKLOG_CENTRES[sequence % len(BACKLOG_CENTRES)]
+            envelope = Envelope.wrap(PRODUCER, CenterUpserted(id=centre, name=f"中心 {centre} #{sequence}"),
+                                     subject=centre, center_id=centre).model_copy(update={"sequence": sequence})
+            sending.append(await producer.send(
+                BACKLOG_TOPIC, envelope.model_dump_json().encode(), key=centre.encode(),
+                headers=[("type", envelope.type.encode()), ("producer", PRODUCER.encode())]))
+            latest[centre] = sequence
+            if len(sending) >= 2000:
+                await asyncio.gather(*sending)
+                sending.clear()
+        await asyncio.gather(*sending)
+    finally:
+        await producer.stop()
+    return latest
+
+
+@dataclass
+class Drained:
+    apply_batch: int
+    count: int
+    applied: int
+    twice: int
+    seconds: float  # first applied event -> last
+    since_start: float  # consumer process started -> last applied (includes start-up and the group join)
+    transactions: int
+    inbox: int
+    copies_latest: bool
+    outcomes: collections.Counter[str]
+
+    @property
+    def rate(self) -> float:
+        return (self.applied - 1) / self.seconds if self.seconds > 0 else 0.0
+
+
+async def drain_backlog(pg: EmbeddedPostgres, bootstrap: str, apply_batch: int, count: int,
+                        latest: dict[str, int], fetch_wait_ms: int | None, give_up_after: float) -> Drained:
+    """One consumer process (its own group, a freshly migrated cases database) applying the whole backlog."""
+    url = pg.url(f"hall_bench_backlog_{apply_batch}")
+    await ensure_database(url)
+    await asyncio.to_thread(upgrade, "cases", url)
+    name = f"centers-backlog-{apply_batch}"
+    tally = BacklogTally()
+    fetch = [] if fetch_wait_ms is None else ["--consumer-fetch-wait-ms", str(fetch_wait_ms)]
+    started = time.perf_counter()
+    child = await spawn("backlog-consumer", tally, lambda _: None, "--database-url", url, "--bootstrap",
+                        bootstrap, "--topic", BACKLOG_TOPIC, "--group", name, "--apply-batch", str(apply_batch),
+                        *fetch)
+    try:
+        while len(tally.applied_at) < count and time.perf_counter() - started < give_up_after:
+            if child.process.returncode is not None:
+                raise RuntimeError(f"the backlog consumer exited with {child.process.returncode}")
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # late repeats, if any
+    finally:
+        await stop_child(child)
+    cases = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        inbox = await cases.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", f"cases.{name}")
+        copies = {r["id"]: r["last_event_sequence"]
+                  for r in await cases.fetch("SELECT id, last_event_sequence FROM centers")}
+    finally:
+        await cases.close()
+    instants = sorted(tally.applied_at.values())
+    return Drained(apply_batch, count, len(tally.applied_at), sum(1 for c in tally.applied_count.values() if c > 1),
+                   instants[-1] - instants[0] if instants else 0.0,
+                   instants[-1] - started if instants else 0.0, len(tally.commits), inbox, copies == latest,
+                   tally.outcomes)
+
+
+async def measure_backlog(opts: Options, pg: EmbeddedPostgres, kafka: EmbeddedKafka) -> int:
+    produced = time.perf_counter()
+    latest = await produce_backlog(kafka.bootstrap, opts.backlog)
+    produced = time.perf_counter() - produced
+    results = []
+    for apply_batch in opts.backlog_batches:
+        results.append(await drain_backlog(pg, kafka.bootstrap, apply_batch, opts.backlog, latest,
+                                           opts.consumer_fetch_wait_ms, opts.max_warmup + 600))
+    print(f"throughput from a backlog: {opts.backlog} center.upserted events over {len(BACKLOG_CENTRES)} centres "
+          f"on {TOPIC.partitions} partitions (produced in {produced:.1f} s, before the consumer starts); one "
+          "cases centres consumer process (read-copy upsert) on a fresh cases database per run; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"  {'apply_batch':>11} {'applied':>8} {'events/s':>9} {'first->last s':>13} {'start->last s':>13} "
+          f"{'transactions':>12} {'ev/txn':>7}  exactly once, read copy")
+    failed = 0
+    for r in results:
+        once = r.applied == r.count and r.twice == 0 and r.inbox == r.count
+        failed += not (once and r.copies_latest)
+        print(f"  {r.apply_batch:>11} {r.applied:>8} {r.rate:>9.0f} {r.seconds:>13.2f} {r.since_start:>13.2f} "
+              f"{r.transactions:>12} {r.applied / max(1, r.transactions):>7.1f}  "
+              f"{'yes' if once else f'NO ({r.twice} twice, inbox {r.inbox})'}, "
+              f"{'every centre at its latest event' if r.copies_latest else 'NOT at the latest events'}")
+    if len(results) > 1 and results[0].rate > 0:
+        print(f"  apply_batch {results[-1].apply_batch} vs {results[0].apply_batch}: "
+              f"{results[-1].rate / results[0].rate:.1f}x the events per second")
+    return 1 if failed else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rate", type=float, default=200.0, help="events per second")
@@ -851,14 +1043,23 @@ def main() -> int:
                         help="pass fetch_max_wait_ms to the consumer's aiokafka client (default: aiokafka's 500 ms; "
                              "Tansu holds a fetch for up to about half of it even when data arrives)")
     parser.add_argument("--progress", action="store_true", help="print how far behind each path is, every second")
-    parser.add_argument("--role", choices=["relay", "consumer", "feed"], help=argparse.SUPPRESS)
+    parser.add_argument("--apply-batch", type=int, default=None,
+                        help=f"events per consumer transaction (default: the platform's, {APPLY_BATCH}; 1 = one each)")
+    parser.add_argument("--backlog", type=int, default=20000, help="events in the throughput backlog (0: skip it)")
+    parser.add_argument("--backlog-batches", default=None,
+                        help='apply_batch values the backlog is drained with, in turn (default "1,<apply_batch>")')
+    parser.add_argument("--no-latency", action="store_true", help="only the throughput part")
+    parser.add_argument("--topic", help=argparse.SUPPRESS)
+    parser.add_argument("--group", help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=["relay", "consumer", "backlog-consumer", "feed"], help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     if args.role is not None:
-        return asyncio.run(child_main(args.role, args.database_url, args.bootstrap, args.consumer_fetch_wait_ms))
+        return asyncio.run(child_main(args.role, args.database_url, args.bootstrap, args.consumer_fetch_wait_ms,
+                                      args.apply_batch, args.topic, args.group))
 
     if time.get_clock_info("perf_counter").implementation != "clock_gettime(CLOCK_MONOTONIC)" \
             and args.layout == "processes":
@@ -869,8 +1070,11 @@ def main() -> int:
         raise SystemExit(128 + signum)  # outside the event loop too, SIGTERM runs the clean-up below
 
     signal.signal(signal.SIGTERM, terminate)
+    batch = APPLY_BATCH if args.apply_batch is None else args.apply_batch
+    backlog_batches = tuple(int(v) for v in (args.backlog_batches or f"1,{batch}").split(","))
     opts = Options(args.rate, args.seconds, args.warmup, args.max_warmup, args.drain, args.layout,
-                   args.consumer_fetch_wait_ms, args.progress)
+                   args.consumer_fetch_wait_ms, args.progress, args.apply_batch, args.backlog,
+                   tuple(dict.fromkeys(backlog_batches)))
     var = ROOT / "var"
     var.mkdir(exist_ok=True)
     pg = EmbeddedPostgres(var / f"bench-latency-pg-{os.getpid()}", free_port(), fast_unsafe=True)
@@ -887,7 +1091,9 @@ def main() -> int:
         asyncio.run(create_databases())
         upgrade("queue", queue_url)  # the producer's database: outbox
         upgrade("cases", cases_url)  # the consumer's: inbox, dead letters, centres read copy
-        return asyncio.run(measure(opts, queue_url, cases_url, kafka, pg))
+        latency = 0 if args.no_latency else asyncio.run(measure(opts, queue_url, cases_url, kafka, pg))
+        throughput = asyncio.run(measure_backlog(opts, pg, kafka)) if opts.backlog > 0 else 0
+        return latency or throughput
     except (asyncio.CancelledError, KeyboardInterrupt):
         print("interrupted; stopping the broker and removing the database", file=sys.stderr)
         return 130

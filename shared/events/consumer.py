@@ -17,6 +17,24 @@ How a message is handled (`EventConsumer.handle`)
 - Offsets are committed (manually) only after the batch's transactions have committed, so a crash
   re-delivers at most one batch, which the inbox absorbs.
 
+Batches (`apply_batch`, default 100; 1 applies every event in its own transaction). The records of one
+fetch are applied in chunks of up to `apply_batch` events, each chunk in ONE transaction: the chunk's ids
+claimed in the inbox by one INSERT, its keys' open dead letters share-locked by one SELECT, then every
+event in fetch order (a partition's records stay in offset order, and a key lives on one partition, so
+per-key order holds). Between two events the session is flushed (a failure belongs to the event that
+caused it) and emptied (`expunge_all`: no ORM object loaded by one handler is handed stale to the next).
+The chunk commits once; `shared.metrics.at_commit` callbacks of all its events run at that commit.
+- A transient failure rolls the whole chunk back (its inbox claims too) and retries the same chunk with
+  the same backoff, so nothing in it is applied twice.
+- Any other failure rolls the chunk back; the events before the failing one are applied again as a
+  chunk, the failing one alone on the one-event path above (dead-lettered if it fails again: its key's
+  later events are then parked as ever), and the rest carries on in chunks. A failure that no single
+  event owns (at commit) sends the whole chunk down the one-event path. A message that is not an envelope
+  always takes the one-event path.
+- A partition revoked by a rebalance: its records not yet in a chunk are left to its new owner, and
+  offsets are committed only up to the last chunk that committed. A chunk already in its transaction
+  commits: the new owner's inbox claims of those events wait for it and then find them applied.
+
 Broker restarts. The embedded broker (Tansu) is memory-only: a restart comes back empty with a new
 cluster id, and old offsets point into a log that no longer exists. The consumer reads the cluster id
 (`shared.events.kafka.cluster_id`) every `cluster_check_interval`, on errors, after each fetch (so a
@@ -48,6 +66,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -87,6 +106,7 @@ Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 
 INBOX_RETENTION = timedelta(days=8)  # the relay's outbox retention (7 days) + 1 day of margin
 KEY_MAX = 200  # dead_letters.key is String(200)
+APPLY_BATCH = 100  # events applied in one transaction at most
 
 PROCESSED = Counter("hall_consumer_processed_total",
                     "Events a consumer handled: applied, repeats skipped, ignored, parked or dead-lettered",
@@ -169,6 +189,16 @@ async def claim(session: AsyncSession, consumer: str, event_id: uuid.UUID) -> bo
     return (await session.execute(stmt)).first() is not None
 
 
+async def claim_all(session: AsyncSession, consumer: str, event_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Record the events in the consumer's inbox in one statement; returns the ids that were not there."""
+    now = clock.now()
+    rows = [{"consumer": consumer, "event_id": event_id, "applied_at": now} for event_id in dict.fromkeys(event_ids)]
+    if not rows:
+        return set()
+    stmt = pg_insert(inbox).values(rows).on_conflict_do_nothing().returning(inbox.c.event_id)
+    return set((await session.scalars(stmt)).all())
+
+
 async def is_claimed(session: AsyncSession, consumer: str, event_id: uuid.UUID) -> bool:
     stmt = select(inbox.c.event_id).where(inbox.c.consumer == consumer, inbox.c.event_id == event_id)
     return (await session.execute(stmt)).first() is not None
@@ -182,6 +212,22 @@ async def open_event_ids(session: AsyncSession, consumer: str, key: str) -> set[
                    dead_letters.c.resolved_at.is_(None))
             .with_for_update(read=True))
     return set((await session.scalars(stmt)).all())
+
+
+async def open_event_ids_by_key(session: AsyncSession, consumer: str,
+                                keys: Iterable[str]) -> dict[str, set[uuid.UUID]]:
+    """`open_event_ids` of several keys in one statement (share-locked the same way); held keys only."""
+    wanted = list(dict.fromkeys(keys))
+    held: dict[str, set[uuid.UUID]] = {}
+    if not wanted:
+        return held
+    stmt = (select(dead_letters.c.key, dead_letters.c.event_id)
+            .where(dead_letters.c.consumer == consumer, dead_letters.c.key.in_(wanted),
+                   dead_letters.c.resolved_at.is_(None))
+            .with_for_update(read=True))
+    for key, event_id in (await session.execute(stmt)).all():
+        held.setdefault(key, set()).add(event_id)
+    return held
 
 
 async def insert_dead_letter(session: AsyncSession, consumer: str, key: str, event_id: uuid.UUID,
@@ -225,13 +271,20 @@ async def upsert_read_copy(session: AsyncSession, table: Table, values: Mapping[
     an older or repeated event changes nothing, so reference data re-sent after the inbox forgot it, or
     arriving out of order, is harmless. Returns True if the row was written.
     """
-    stmt = pg_insert(table).values(**values)
-    updates = {name: stmt.excluded[name] for name in values if name not in table.primary_key.columns}
-    upsert = stmt.on_conflict_do_update(
+    upsert = _read_copy_upsert(table, tuple(values), sequence_column)
+    return (await session.execute(upsert, dict(values))).first() is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _read_copy_upsert(table: Table, columns: tuple[str, ...], sequence_column: str) -> Any:
+    """The upsert of `upsert_read_copy`, built once per table and column set (values are bound per call):
+    building it again for every event cost more CPU than the rest of the event's handling."""
+    stmt = pg_insert(table)
+    updates = {name: stmt.excluded[name] for name in columns if name not in table.primary_key.columns}
+    return stmt.on_conflict_do_update(
         index_elements=list(table.primary_key.columns), set_=updates,
         where=table.c[sequence_column] < stmt.excluded[sequence_column],
     ).returning(table.c[sequence_column])
-    return (await session.execute(upsert)).first() is not None
 
 
 # --- specs: what a service declares, what the worker starts -----------------------------------------
@@ -248,11 +301,14 @@ class ConsumerSpec:
     name: str
     topics: Sequence[str]
     handlers: Mapping[str, Handler]
+    apply_batch: int | None = None  # events per transaction; None: EventConsumer's default
 
     def build(self, service: str, bootstrap: str, sessionmaker: async_sessionmaker[AsyncSession], *,
               topic_names: Mapping[str, str] | None = None, **options: Any) -> EventConsumer:
         """`topic_names` maps a declared topic to the one to read instead (tests give each run its own)."""
         topics = [(topic_names or {}).get(topic, topic) for topic in self.topics]
+        if self.apply_batch is not None:
+            options.setdefault("apply_batch", self.apply_batch)
         return EventConsumer(self.name, bootstrap, topics, self.handlers, sessionmaker, service=service,
                              **options)
 
@@ -277,12 +333,41 @@ def _record_key(record: ConsumerRecord) -> str:
     return (key or "")[:KEY_MAX]
 
 
+class PoisonInChunk(Exception):
+    """An event of a chunk failed with a non-transient error and the chunk's transaction rolled back.
+    `index` is the event whose handler failed, None if no single event's (the commit failed)."""
+
+    def __init__(self, index: int | None, error: BaseException) -> None:
+        super().__init__(f"event {index} of the chunk failed: {type(error).__name__}: {error}")
+        self.index = index
+        self.error = error
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A fetched record waiting to be applied, parsed once."""
+
+    tp: TopicPartition
+    record: ConsumerRecord
+    key: str
+    envelope: Envelope | None  # None: not an envelope (handled alone: `handle` dead-letters it)
+
+    @classmethod
+    def of(cls, tp: TopicPartition, record: ConsumerRecord) -> _Pending:
+        try:
+            envelope: Envelope | None = Envelope.model_validate_json(record.value or b"")
+        except ValidationError:
+            envelope = None
+        return cls(tp, record, _record_key(record), envelope)
+
+
 class EventConsumer:
     """One consumer group (`<service>.<name>`) applying events of `topics` through `handlers`.
 
     `use_inbox=False` switches the inbox off. It exists ONLY for the test that shows the inbox is what
     makes a repeated event change state once; never use it in a service.
     `kafka_options` go to AIOKafkaConsumer (tests shorten session_timeout_ms to join faster).
+    `apply_batch` is the most events applied in one transaction (see "Batches" above).
     """
 
     def __init__(self, name: str, bootstrap: str, topics: Sequence[str], handlers: Mapping[str, Handler],
@@ -291,9 +376,11 @@ class EventConsumer:
                  poll_timeout_ms: int = 500, metadata_max_age_ms: int = 2000,
                  cluster_check_interval: float = 1.5, retry_first: float = 0.2, retry_max: float = 5.0,
                  gauge_interval: float = 15.0, inbox_retention: timedelta = INBOX_RETENTION,
-                 prune_interval: float = 3600.0) -> None:
+                 prune_interval: float = 3600.0, apply_batch: int = APPLY_BATCH) -> None:
         if not topics:
             raise ValueError("a consumer needs at least one topic")
+        if apply_batch < 1:
+            raise ValueError("apply_batch must be at least 1")
         self.name = name
         self.service = service
         self.id = f"{service}.{name}"  # the consumer group, and `consumer` in inbox and dead_letters
@@ -312,6 +399,7 @@ class EventConsumer:
         self.gauge_interval = gauge_interval
         self.inbox_retention = inbox_retention
         self.prune_interval = prune_interval
+        self.apply_batch = apply_batch
         self.pattern = "^(?:" + "|".join(re.escape(topic) for topic in self.topics) + ")$"
         self.cluster_id: str | None = None  # of the broker whose log the positions refer to
         self.broker_restarts = 0
@@ -414,16 +502,94 @@ class EventConsumer:
     async def _process_batch(self, consumer: AIOKafkaConsumer,
                              batch: Mapping[TopicPartition, list[ConsumerRecord]],
                              stop: asyncio.Event) -> tuple[dict[TopicPartition, int], bool]:
-        """Handle a batch in order per partition; returns the offsets to commit and False if stopped."""
+        """Handle a batch in chunks (see "Batches"), in order per partition; returns the offsets to commit and
+        False if stopped."""
         offsets: dict[TopicPartition, int] = {}
-        for tp, records in batch.items():
-            for record in records:
-                if tp not in consumer.assignment():
-                    break  # revoked by a rebalance: its new owner takes over from the committed offset
-                if await self._handle_with_retry(record, stop) is None:
+        revoked: set[TopicPartition] = set()
+
+        def ours(tp: TopicPartition) -> bool:
+            # revoked by a rebalance: its new owner takes over from the committed offset. Once seen, it stays
+            # revoked for this batch, so a partition's records are applied up to a point and none after it.
+            if tp not in revoked and tp not in consumer.assignment():
+                revoked.add(tp)
+            return tp not in revoked
+
+        pending = [_Pending.of(tp, record) for tp, records in batch.items() for record in records]
+        alone = range(0)  # positions to handle one by one, after a failure inside a chunk
+        position = 0
+        while position < len(pending):
+            chunk = self._next_chunk(pending, position, alone, ours)
+            if not chunk:
+                break  # every partition left was revoked
+            if len(chunk) == 1:
+                if await self._handle_with_retry(pending[chunk[0]].record, stop) is None:
                     return offsets, False
-                offsets[tp] = record.offset + 1
+            else:
+                result = await self._apply_chunk_with_retry([pending[i] for i in chunk], stop)
+                if result is None:
+                    return offsets, False
+                if isinstance(result, PoisonInChunk):
+                    # the events before the failing one go again as a (smaller) chunk, the failing one alone
+                    alone = (range(chunk[0], chunk[-1] + 1) if result.index is None
+                             else range(chunk[result.index], chunk[result.index] + 1))
+                    continue
+            for i in chunk:
+                offsets[pending[i].tp] = pending[i].record.offset + 1
+            position = chunk[-1] + 1
         return offsets, True
+
+    def _next_chunk(self, pending: Sequence[_Pending], position: int, alone: range,
+                    ours: Callable[[TopicPartition], bool]) -> list[int]:
+        """Positions of the next chunk from `position` (records of revoked partitions left out): up to
+        `apply_batch` envelopes, ending before a record that must be handled alone, which is a chunk of one
+        when it comes first."""
+        chunk: list[int] = []
+        for i in range(position, len(pending)):
+            item = pending[i]
+            if not ours(item.tp):
+                continue
+            if i in alone or item.envelope is None:
+                return chunk or [i]
+            chunk.append(i)
+            if len(chunk) >= self.apply_batch:
+                break
+        return chunk
+
+    async def _apply_chunk_with_retry(self, chunk: Sequence[_Pending],
+                                      stop: asyncio.Event) -> list[Outcome] | PoisonInChunk | None:
+        """Apply a chunk, retrying transient failures until it goes through; the failure if an event in it is
+        (maybe) poison, None if stopped first."""
+        events = [(item.key, item.envelope) for item in chunk if item.envelope is not None]
+        first, last = chunk[0].record, chunk[-1].record
+        backoff = Backoff(self.retry_first, self.retry_max)
+        while True:
+            try:
+                outcomes = await self.apply_chunk(events)
+            except PoisonInChunk as poisoned:
+                suspect = events[poisoned.index][1] if poisoned.index is not None else None
+                log.warning("an event failed inside a chunk; the chunk rolled back and goes again, the failing "
+                            "event on its own", extra={
+                                "event": "consumer_chunk_failed", "consumer": self.id, "events": len(events),
+                                "event_id": str(suspect.id) if suspect else None,
+                                "type": suspect.type if suspect else None,
+                                "error": f"{type(poisoned.error).__name__}: {poisoned.error}"[:500]})
+                return poisoned
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                FAILED.labels(**self._labels).inc()
+                delay = backoff.next()
+                log.warning("transient failure; retrying the same chunk of events", extra={
+                    "event": "consumer_retry", "consumer": self.id, "topic": first.topic,
+                    "partition": first.partition, "offset": first.offset, "events": len(events),
+                    "last_topic": last.topic, "last_partition": last.partition, "last_offset": last.offset,
+                    "retry_in": delay, "error": f"{type(exc).__name__}: {exc}"})
+                await pause(stop, delay)
+                if stop.is_set():
+                    return None
+                continue
+            PROCESSED.labels(**self._labels).inc(len(outcomes))
+            return outcomes
 
     async def _handle_with_retry(self, record: ConsumerRecord, stop: asyncio.Event) -> Outcome | None:
         """Handle one record, retrying transient failures until it goes through; None if stopped first."""
@@ -471,9 +637,7 @@ class EventConsumer:
             return await self._dead_letter(key, envelope.id, envelope.model_dump(mode="json"), envelope.type,
                                            exc)
         if outcome is Outcome.PARKED:
-            log.warning("event parked behind a dead letter of its key", extra={
-                "event": "consumer_parked", "consumer": self.id, "key": key, "event_id": str(envelope.id),
-                "type": envelope.type})
+            self._log_parked(key, envelope)
             await self._quietly(self._refresh_gauges())
         return outcome
 
@@ -485,16 +649,84 @@ class EventConsumer:
             return Outcome.IGNORED
         held = await open_event_ids(session, self.id, key)
         if held:
-            if self.use_inbox:  # not applied: a replay must find it unclaimed
-                await session.execute(delete(inbox).where(inbox.c.consumer == self.id,
-                                                          inbox.c.event_id == envelope.id))
-            if envelope.id in held:
-                return Outcome.ALREADY_DEAD_LETTERED
-            await insert_dead_letter(session, self.id, key, envelope.id, envelope.model_dump(mode="json"),
-                                     kind="parked", error=None)
-            return Outcome.PARKED
+            return await self._park(session, key, envelope, held)
         await handler(session, envelope)
         return Outcome.APPLIED
+
+    async def apply_chunk(self, events: Sequence[tuple[str, Envelope]]) -> list[Outcome]:
+        """Apply events under their Kafka keys, in this order, in ONE transaction (one attempt); returns
+        their outcomes.
+
+        Raises transient errors (all rolled back: retry the chunk) and PoisonInChunk for anything else (all
+        rolled back too): the caller applies the events before `index` again and the failing one by
+        `apply`, which dead-letters it if it fails again.
+        """
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                outcomes = await self._apply_all_in(session, events)
+        except PoisonInChunk:
+            raise
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            raise PoisonInChunk(None, exc) from exc  # not one handler's: at commit, or our own statements
+        parked = [(key, envelope) for (key, envelope), outcome in zip(events, outcomes, strict=True)
+                  if outcome is Outcome.PARKED]
+        for key, envelope in parked:
+            self._log_parked(key, envelope)
+        if parked:
+            await self._quietly(self._refresh_gauges())
+        return outcomes
+
+    async def _apply_all_in(self, session: AsyncSession, events: Sequence[tuple[str, Envelope]]) -> list[Outcome]:
+        """`_apply_in` for several events in one transaction: one inbox INSERT and one dead-letter SELECT for
+        them all, then each handler in order."""
+        claimed = await claim_all(session, self.id, (e.id for _, e in events)) if self.use_inbox else None
+        held = await open_event_ids_by_key(session, self.id, (
+            key for key, e in events if e.type in self.handlers and (claimed is None or e.id in claimed)))
+        outcomes: list[Outcome] = []
+        for index, (key, envelope) in enumerate(events):
+            if claimed is not None:
+                if envelope.id not in claimed:
+                    outcomes.append(Outcome.REPEAT)
+                    continue
+                claimed.discard(envelope.id)  # a second copy in this chunk is a repeat
+            handler = self.handlers.get(envelope.type)
+            if handler is None:
+                outcomes.append(Outcome.IGNORED)
+                continue
+            if key in held:
+                outcomes.append(await self._park(session, key, envelope, held[key]))
+                continue
+            try:
+                await handler(session, envelope)
+                await session.flush()  # what the handler left to the ORM fails here, as this event's failure
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                raise PoisonInChunk(index, exc) from exc
+            # the next handler must not be handed objects this one loaded, as they were before its writes
+            # (core statements change rows under the identity map): it loads what it needs afresh
+            session.expunge_all()
+            outcomes.append(Outcome.APPLIED)
+        return outcomes
+
+    async def _park(self, session: AsyncSession, key: str, envelope: Envelope, held: set[uuid.UUID]) -> Outcome:
+        """The key has open dead letters (`held`): write the event as parked behind them, unapplied."""
+        if self.use_inbox:  # not applied: a replay must find it unclaimed
+            await session.execute(delete(inbox).where(inbox.c.consumer == self.id,
+                                                      inbox.c.event_id == envelope.id))
+        if envelope.id in held:
+            return Outcome.ALREADY_DEAD_LETTERED
+        await insert_dead_letter(session, self.id, key, envelope.id, envelope.model_dump(mode="json"),
+                                 kind="parked", error=None)
+        held.add(envelope.id)
+        return Outcome.PARKED
+
+    def _log_parked(self, key: str, envelope: Envelope) -> None:
+        log.warning("event parked behind a dead letter of its key", extra={
+            "event": "consumer_parked", "consumer": self.id, "key": key, "event_id": str(envelope.id),
+            "type": envelope.type})
 
     async def _dead_letter(self, key: str, event_id: uuid.UUID, envelope: Mapping[str, Any],
                            event_type: str | None, exc: BaseException) -> Outcome:

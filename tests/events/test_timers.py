@@ -200,10 +200,17 @@ async def test_a_failing_handler_backs_off_without_holding_up_other_timers(db, e
 # --- two runner processes ------------------------------------------------------------------------
 
 
-def start_runner(db, name: str, handler_ms: int) -> subprocess.Popen[bytes]:
+def start_runner(db, name: str, handler_ms: int, *, ready: bool = False) -> subprocess.Popen[bytes]:
+    """A runner process; with `ready`, its stdout is a pipe for wait_ready()."""
     return subprocess.Popen([sys.executable, str(TIMER_PROC), db.url, name, "--handler-ms", str(handler_ms)],
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL)
+                            stdout=subprocess.PIPE if ready else subprocess.DEVNULL)
+
+
+def wait_ready(process: subprocess.Popen[bytes]) -> None:
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.strip() == b"ready", line
 
 
 async def arm_many(engine: AsyncEngine, count: int) -> None:
@@ -237,9 +244,10 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 
 async def test_two_runner_processes_fire_each_of_200_timers_exactly_once(db, engine):
-    await arm_many(engine, 200)
-    runners = [start_runner(db, "a", 5), start_runner(db, "b", 5)]
+    runners = [start_runner(db, "a", 5, ready=True), start_runner(db, "b", 5, ready=True)]
     try:
+        await asyncio.gather(*(asyncio.to_thread(wait_ready, p) for p in runners))
+        await arm_many(engine, 200)
         await eventually(lambda: _none_left(db), within=30)
     finally:
         for process in runners:
@@ -250,10 +258,13 @@ async def test_two_runner_processes_fire_each_of_200_timers_exactly_once(db, eng
 
 
 async def test_killing_one_runner_mid_way_leaves_the_other_to_finish_none_twice(db, engine):
-    await arm_many(engine, 200)
-    victim, survivor = start_runner(db, "victim", 20), start_runner(db, "survivor", 20)
+    victim, survivor = start_runner(db, "victim", 20, ready=True), start_runner(db, "survivor", 20, ready=True)
     try:
-        await eventually(lambda: _fired_at_least(db, 40), within=20, interval=0.01)
+        # both running before there is work (on a loaded machine one start-up can take longer than the
+        # other's whole share), then killed once the victim has committed some of it
+        await asyncio.gather(*(asyncio.to_thread(wait_ready, p) for p in (victim, survivor)))
+        await arm_many(engine, 200)
+        await eventually(lambda: _fired_by(db, "victim", 5), within=20, interval=0.01)
         victim.send_signal(signal.SIGKILL)  # mid-batch: its open transaction dies with it
         victim.wait(5)
         killed_at = await db.fetch("SELECT count(*) AS n FROM timer_fire_log")
@@ -270,8 +281,9 @@ async def _none_left(db) -> bool:
     return await unfired(db) == 0
 
 
-async def _fired_at_least(db, n: int) -> bool:
-    return (await db.fetch("SELECT count(*) AS n FROM timer_fire_log"))[0]["n"] >= n
+async def _fired_by(db, runner: str, n: int) -> bool:
+    rows = await db.fetch("SELECT count(*) AS n FROM timer_fire_log WHERE runner = $1", runner)
+    return rows[0]["n"] >= n
 
 
 # --- periodic jobs -------------------------------------------------------------------------------
