@@ -27,8 +27,9 @@ WINDOWS_TABLE = _windows_table()
 
 
 async def copy_window(session: AsyncSession, envelope: Envelope) -> None:
-    """window.upserted -> the window copy (its department and A/B clerks), unless a newer event of that
-    window was applied (the queue's outbox sequence orders them: a re-sent or late event changes nothing)."""
+    """window.upserted -> the window copy (its department, A/B clerks, joint-approval flag), unless a newer
+    event of that window was applied (the queue's outbox sequence orders them: a re-sent or late event changes
+    nothing)."""
     window = envelope.payload()
     assert isinstance(window, WindowUpserted)
     if envelope.sequence is None:
@@ -36,7 +37,8 @@ async def copy_window(session: AsyncSession, envelope: Envelope) -> None:
     await upsert_read_copy(session, WINDOWS_TABLE, {
         "center_id": window.center_id, "number": window.number, "name": window.name,
         "department": window.department, "a_clerk": window.a_clerk, "b_clerk": window.b_clerk,
-        "active": window.active, "updated_at": envelope.occurred_at, "last_event_sequence": envelope.sequence,
+        "active": window.active, "joint_approval": window.joint_approval, "updated_at": envelope.occurred_at,
+        "last_event_sequence": envelope.sequence,
     })
 
 

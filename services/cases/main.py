@@ -25,8 +25,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         settings, clock=clock,
         title="Hall cases service",
         description="办件: departments, item catalogue, calendar, cases and their legal clock.",
+        # documents before registers: GET /notices/{notice_no}.pdf must not be taken for GET /notices/{notice_no}
         routers=[calendar_router, centers_router, catalogue_router, cases_router, public_cases_router,
-                 joint_router, registers_router, intake_router, documents_router,
+                 joint_router, documents_router, registers_router, intake_router,
                  dead_letters_router(handler_registry(settings.service_name, CONSUMERS))],
         tags=[{"name": "calendar", "description": "working-day calendar (工作日历): overrides, years, deadlines"},
               {"name": "catalogue", "description": "departments (窗口单位), item catalogue (事项目录), public guide"},

@@ -82,6 +82,13 @@ class Item(Base):
                                                             comment="[Material]")
     fees: Mapped[str | None] = mapped_column(Text)
     legal_basis: Mapped[str | None] = mapped_column(Text)
+    # the service guide (办事指南), cases_0005: its forms and samples are intake's item_files
+    conditions: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"), comment="申请条件")
+    procedure: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"),
+                                                            comment="办理流程: [ProcedureStep]")
+    fee_basis: Mapped[str | None] = mapped_column(Text, comment="收费依据")
+    service_objects: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"),
+                                                       comment="服务对象: [ServiceObject]")
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -232,7 +239,8 @@ class CaseRating(Base):
 
 
 class WindowCopy(Base):
-    """Read copy of the queue's windows (window.upserted): which department a window belongs to."""
+    """Read copy of the queue's windows (window.upserted): which department a window belongs to, and whether
+    it is flagged for joint approval (联办)."""
 
     __tablename__ = "windows"
     __table_args__: Any = {"comment": "Read copy of queue's windows, from window.upserted (never written here)"}
@@ -244,6 +252,8 @@ class WindowCopy(Base):
     a_clerk: Mapped[str | None] = mapped_column(String(32))
     b_clerk: Mapped[str | None] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(Boolean)
+    joint_approval: Mapped[bool] = mapped_column(Boolean, server_default=text("false"),
+                                                 comment="联办: joint items are accepted here")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_event_sequence: Mapped[int] = mapped_column(BigInteger)
 

@@ -17,7 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cases import deadlines, schemas, transitions
+from services.cases.joint import lead as joint_lead
 from services.cases.models import Case, CaseHistory, CasePause, Staff
+from services.cases.registers import acceptance as registers
 from services.cases.statements import AcceptRow, insert_case, item_for_accept
 from shared import clock
 from shared.auth import Principal, Role
@@ -162,10 +164,14 @@ async def accept(session: AsyncSession, ctx: Context, principal: Principal,
         raise NotFound(f"centre {body.center} has no active item {body.item_code}", field="item_code",
                        code="unknown_item")
     principal.check_department(row.department)
+    if row.kind == "joint" and not imported:  # an import's window is the previous system's, not checked
+        await joint_lead.check_joint_window(session, body.center, window)
     if imported and row.handler_name is None:
         raise BadRequest(f"handler {handler_id} is not a known user", field="handler", code="unknown_handler")
     ident, tel = _person(ctx.pii, body.applicant)
     accepted_on = clock.local_date(accepted_at)
+    # the 一次性告知书 it follows, and for 全程代办 the mandate and the agent
+    follows = await registers.check(session, body, row.department, accepted_on, ident["hash"])
     stages = [StageLimit.model_validate(s) for s in row.stages]
     first_stage_limit = stages[0].limit_days if stages else None
     clock_inputs = deadlines.ClockInputs(
@@ -194,13 +200,14 @@ async def accept(session: AsyncSession, ctx: Context, principal: Principal,
     history = {"actor_id": principal.subject, "actor_role": str(principal.role),
                "action": "import" if imported else "accept", "to_stage": stage_name(case),
                "details": {"due_at": due.due_at.isoformat(), "legal_due_at": due.legal_due_at.isoformat(),
-                           "source": body.source}}
+                           "source": body.source, **({"agent": follows.agent.id} if follows.agent else {})}}
     case.case_no = await insert_case(session, case, history)
+    registers.record(session, ctx.pii, principal, case, body, follows, now)
     event = CaseAccepted(
         case=facts(case), source=body.source, ticket_id=body.ticket_id, notice_no=body.notice_no,
         materials=list(body.materials), id_number_masked=ident["masked"], phone_masked=tel["masked"] if tel else None,
         phone_sealed=tel["sealed_for_notify"] if tel else None, lookup_code_sealed=ctx.pii.seal_for_notify(code),
-        org=body.applicant.org)
+        org=body.applicant.org, agent=follows.agent)
     await publish_all(session, PRODUCER, [Outgoing(event, case.case_no, case.center_id)])
     count(session, case, "imported" if imported else "accepted")
     return case, code
@@ -261,13 +268,19 @@ async def act(session: AsyncSession, ctx: Context, principal: Principal, case: C
     pauses = list((await session.scalars(select(CasePause).where(CasePause.case_no == case.case_no)
                                          .order_by(CasePause.id))).all())
     from_status, from_stage = case.status, stage_name(case)
+    if case.kind == "joint":  # 联办: completing waits for every department's sub-task
+        await joint_lead.before_move(session, case, action, body)
     ac = ActionContext(session, ctx, case, principal, body, now, clock.local_date(now), pauses)
     change = (rule or RULES[action])(ac)
     case.status = move.to
     case.updated_at = now
+    details = change.details or {}
+    if case.kind == "joint":  # the sub-tasks' clocks stop, move and stop for good with the lead case's
+        details = {**details, **await joint_lead.after_move(session, ctx.calendar, case, from_status, case.status,
+                                                             pauses)}
     session.add(CaseHistory(case_no=case.case_no, at=now, actor_id=principal.subject, actor_role=str(principal.role),
                             action=action, from_status=from_status, to_status=case.status, from_stage=from_stage,
-                            to_stage=stage_name(case), reason=change.reason, details=change.details or {}))
+                            to_stage=stage_name(case), reason=change.reason, details=details))
     # events are built after the move, so every one carries the case as it now stands
     case_facts = ac.facts()
     events = [build(case_facts) for build in change.events]

@@ -25,6 +25,15 @@ class ApplicantIn(Body):
     org: str | None = Field(None, max_length=200, description="the company, when a company applies")
 
 
+class MandateIn(Body):
+    """委托 of a case accepted for agency (全程代办): who mandates, the mandate's reference and date, its scope."""
+
+    mandator: str = Field(min_length=1, max_length=200, description="委托人: the applicant or their organisation")
+    reference: str = Field(min_length=1, max_length=64, description="委托书编号")
+    signed_on: date
+    scope: str = Field(min_length=1, max_length=2000, description="委托事项")
+
+
 class CaseIn(Body):
     """受理: a clerk at a window registers a case (window and handler from the token); an admin importing a case
     from an earlier system names the handler, window and acceptance time."""
@@ -36,6 +45,8 @@ class CaseIn(Body):
     source: Literal["window", "online", "agent"] = "window"
     ticket_id: int | None = Field(None, ge=1)
     notice_no: str | None = Field(None, max_length=48, description="the 一次性告知书 this acceptance follows")
+    mandate: MandateIn | None = Field(None, description="source agent only: the mandate (委托)")
+    agent: str | None = Field(None, max_length=32, description="source agent only: the agent's user id (代办员)")
     handler: str | None = Field(None, max_length=32, description="import only: the handling clerk's user id")
     window: str | None = Field(None, max_length=16, description="import only")
     accepted_at: datetime | None = Field(None, description="import only: when the earlier system accepted it")

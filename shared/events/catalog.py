@@ -808,6 +808,20 @@ class Material(BaseModel):
     required: bool = True
 
 
+class ProcedureStep(BaseModel):
+    """One step of an item's procedure (办理流程) as the service guide shows it, e.g. 申请, 受理, 审查, 决定."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=50)
+    description: str | None = Field(None, max_length=2000)
+
+
+# 服务对象 of an item (whom it serves): 自然人, 企业法人, 事业单位法人, 社会组织法人, 非法人企业, 行政机关, 其他组织
+ServiceObject = Literal["natural_person", "enterprise", "public_institution", "social_organization",
+                        "unincorporated_enterprise", "government_agency", "other_organization"]
+
+
 @event_model
 class ItemUpserted(EventData):
     """An item (事项) of the catalogue was created or changed (cases). Reference data: its full state."""
@@ -833,6 +847,13 @@ class ItemUpserted(EventData):
     legal_basis: str | None = None
     meets_compression_target: bool | None = None
     active: bool = True
+    # cases II, the service guide (办事指南): optional additions, version 1 still
+    conditions: list[str] = []
+    procedure: list[ProcedureStep] = []
+    fee_basis: str | None = None
+    service_objects: list[ServiceObject] = []
+    compression_target_percent: int | None = Field(
+        None, description="the centre's target meets_compression_target was judged against (30 or 50)")
 
 
 class ItemRef(BaseModel):
@@ -1272,3 +1293,192 @@ class InquiryAnswered(EventData):
     answered_at: datetime
     by: str
     on_time: bool
+
+
+# monitor (电子监察): alerts, findings and the sanction ladder (警告 → 通报批评)
+
+AlertKind = Literal["early_warning", "overdue", "stage_overrun", "follow_up", "special_procedure",
+                    "repeated_refusal", "calendar_missing", "rectification_overdue",
+                    # the hall's (supervision II)
+                    "vacant_window", "long_wait", "bad_rating", "complaint", "appointment_request", "inquiry"]
+AlertLevel = Literal["info", "yellow", "orange", "red"]
+AlertStatus = Literal["raised", "acknowledged", "resolved"]
+
+
+class AlertFacts(BaseModel):
+    """An alert as notify and the office's feed need it: what, how grave, about what, and its text."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    center_id: str | None = Field(None, description="None for a system alert (a calendar year missing)")
+    kind: AlertKind
+    level: AlertLevel
+    status: AlertStatus
+    raised_at: datetime
+    text: str
+    case_no: str | None = None
+    clock_version: int | None = None
+    window: str | None = None
+    department: str | None = None
+    handler: Handler | None = None
+    item_name: str | None = None
+    due_at: datetime | None = None
+    overdue_days: int | None = None
+
+
+@event_model
+class AlertRaised(EventData):
+    type: Literal["alert.raised"] = "alert.raised"
+    version: ClassVar[int] = 1
+
+    alert: AlertFacts
+
+
+@event_model
+class AlertAcknowledged(EventData):
+    type: Literal["alert.acknowledged"] = "alert.acknowledged"
+    version: ClassVar[int] = 1
+
+    alert: AlertFacts
+    by: str
+    note: str | None = None
+
+
+@event_model
+class AlertResolved(EventData):
+    """An alert was resolved, by a person with what was done, or by the system (`by` "system") when its
+    cause ended (the case completed, or its clock changed)."""
+
+    type: Literal["alert.resolved"] = "alert.resolved"
+    version: ClassVar[int] = 1
+
+    alert: AlertFacts
+    by: str
+    note: str | None = None
+
+
+FindingSource = Literal["overdue", "spot_check", "discipline", "media"]
+
+
+class FindingFacts(BaseModel):
+    """A finding against a department (or a window of it): from an overdue case or recorded by hand."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    center_id: str
+    source: FindingSource
+    department: str
+    department_name: str | None = None
+    window: str | None = None
+    case_no: str | None = None
+    item_name: str | None = None
+    handler: Handler | None = None
+    occurred_at: datetime = Field(description="the overdue moment (or when the breach was seen): orders the ladder")
+    overdue_days: int | None = None
+    status: Literal["pending", "confirmed", "excused"]
+    imported_overdue: bool = False
+    text: str
+
+
+@event_model
+class FindingRecorded(EventData):
+    type: Literal["finding.recorded"] = "finding.recorded"
+    version: ClassVar[int] = 1
+
+    finding: FindingFacts
+    by: str
+
+
+@event_model
+class FindingConfirmed(EventData):
+    """经查实: the office (or, in auto mode, the system) confirmed a finding; a sanction follows."""
+
+    type: Literal["finding.confirmed"] = "finding.confirmed"
+    version: ClassVar[int] = 1
+
+    finding: FindingFacts
+    by: str
+    reason: str | None = None
+
+
+@event_model
+class FindingExcused(EventData):
+    type: Literal["finding.excused"] = "finding.excused"
+    version: ClassVar[int] = 1
+
+    finding: FindingFacts
+    by: str
+    reason: str
+
+
+SanctionLevel = Literal["warning", "criticism"]
+
+
+class SanctionFacts(BaseModel):
+    """A sanction (警告 or 通报批评) with its notice text, complete enough to send as is, and its recipients
+    (`department:<centre>:<code>` for the department's heads, `supervision:<centre>` for the office)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    center_id: str
+    department: str
+    department_name: str | None = None
+    year: int
+    level: SanctionLevel
+    ordinal: int = Field(description="its place on the department's ladder of the year (1 = the 警告)")
+    finding_id: int
+    case_no: str | None = None
+    item_name: str | None = None
+    handler: Handler | None = None
+    overdue_days: int | None = None
+    notice_no: str
+    notice_text: str
+    recipients: list[str]
+    issued_at: datetime
+    rectification_due_at: datetime
+    status: Literal["issued", "rectified", "revoked"]
+
+
+@event_model
+class SanctionIssued(EventData):
+    type: Literal["sanction.issued"] = "sanction.issued"
+    version: ClassVar[int] = 1
+
+    sanction: SanctionFacts
+
+
+@event_model
+class SanctionReclassified(EventData):
+    """A sanction changed level because one before it on the ladder no longer counts (excused, revoked) or
+    an earlier one was confirmed later: reissued with a corrected notice."""
+
+    type: Literal["sanction.reclassified"] = "sanction.reclassified"
+    version: ClassVar[int] = 1
+
+    sanction: SanctionFacts
+    previous_level: SanctionLevel
+    reason: str
+
+
+@event_model
+class SanctionRectified(EventData):
+    type: Literal["sanction.rectified"] = "sanction.rectified"
+    version: ClassVar[int] = 1
+
+    sanction: SanctionFacts
+    by: str
+    note: str
+    on_time: bool
+
+
+@event_model
+class SanctionRevoked(EventData):
+    type: Literal["sanction.revoked"] = "sanction.revoked"
+    version: ClassVar[int] = 1
+
+    sanction: SanctionFacts
+    by: str
+    reason: str

@@ -31,7 +31,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from shared import clock
 from shared.auth import FEED_TOKEN_PARAM, Role, mint_token
-from shared.events.catalog import CenterUpserted
+from shared.events.catalog import CenterUpserted, UserUpserted, WindowUpserted
 from shared.events.envelope import Envelope
 
 POLICY_FILE = Path(__file__).with_name("policy.yaml")
@@ -391,6 +391,9 @@ async def seed_cases(service: str, client: httpx.AsyncClient, admin: dict[str, s
         "center_id": CENTER, "code": "CI1", "name": "食品经营许可", "department": DEPARTMENT, "kind": "promised",
         "legal_limit_days": 20, "promised_limit_days": 5})
     assert r.status_code == 201, r.text
+    r = await client.put(f"/items/{CENTER}/CI1/files/form.pdf", content=b"%PDF-1.4\n%%EOF\n",  # policy.d/cases_intake
+                         headers=admin | {"content-type": "application/pdf"})
+    assert r.status_code == 201, r.text
     key = os.environ["GATEWAY_JWT_PRIVATE_KEY"]
     clerk = {"Authorization": "Bearer " + mint_token(key, subject="policy-clerk", role="clerk", centers=[CENTER],
                                                      **CLAIMS[Role.CLERK])}
@@ -407,7 +410,77 @@ async def seed_cases(service: str, client: httpx.AsyncClient, admin: dict[str, s
     seeds.values.update({"case_no": r.json()["case_no"], "lookup_code": r.json()["lookup_code"],
                          "item": "CI1"})
     seeds.fresh["fresh_case"] = fresh_case
+    seeds.values.update(await seed_joint_cases(client, admin, clerk, body))
+    await seed_registers(client, clerk, body, seeds)
     return seeds
+
+
+async def seed_joint_cases(client: httpx.AsyncClient, admin: dict[str, str], clerk: dict[str, str],
+                           body: dict[str, Any]) -> dict[str, Any]:
+    """联办件 (policy.d/cases_joint.yaml): {window} flagged for joint approval; {joint_case}, {department}'s,
+    with a sub-task for D03; {asked_case}, D02's, whose sub-task {asked_subtask} asks {department}."""
+    handler = importlib.import_module("services.cases.consumers").CONSUMERS[0].handlers["window.upserted"]
+    window = WindowUpserted(center_id=CENTER, number=WINDOW, name="3 号窗口", services=[], joint_approval=True)
+    async with client.app.state.sessionmaker() as session, session.begin():  # type: ignore[attr-defined]
+        await handler(session, Envelope.wrap("queue", window, subject=WINDOW, center_id=CENTER).model_copy(
+            update={"sequence": 1}))
+    for code in ("D02", "D03", "D04"):
+        r = await client.post("/departments", headers=admin, json={"center_id": CENTER, "code": code, "name": code})
+        assert r.status_code == 201, r.text
+    key = os.environ["GATEWAY_JWT_PRIVATE_KEY"]
+    other = {"Authorization": "Bearer " + mint_token(key, subject="policy-clerk-d02", role="clerk",
+                                                     centers=[CENTER], department="D02", window=WINDOW)}
+    cases = []
+    for code, department, who, asked in (("JI1", DEPARTMENT, clerk, "D03"), ("JI2", "D02", other, DEPARTMENT)):
+        r = await client.post("/items", headers=admin, json={
+            "center_id": CENTER, "code": code, "name": "联办事项", "department": department, "kind": "joint",
+            "legal_limit_days": 20, "promised_limit_days": 10})
+        assert r.status_code == 201, r.text
+        r = await client.post("/cases", json={**body, "item_code": code}, headers=who)
+        assert r.status_code == 201, r.text
+        case_no = r.json()["case_no"]
+        r = await client.post(f"/cases/{case_no}/subtasks", json={"department": asked, "limit_days": 3},
+                              headers=who)
+        assert r.status_code == 201, r.text
+        cases.append((case_no, r.json()["id"]))
+    return {"joint_case": cases[0][0], "asked_case": cases[1][0], "asked_subtask": cases[1][1],
+            "review_held_at": clock.now().isoformat()}
+
+
+async def seed_registers(client: httpx.AsyncClient, clerk: dict[str, str], body: dict[str, Any],
+                         seeds: Seeds) -> None:
+    """Registers (policy.d/cases_registers.yaml): {notice_no}; the policy's clerk as a staff copy, so that it can
+    be the agent of {agency_case} and of each {fresh_agency_case} (completed); {fresh_inquiry}, pending, its own."""
+    handler = importlib.import_module("services.cases.consumers").CONSUMERS[1].handlers["user.upserted"]
+    user = UserUpserted(id="policy-clerk", display_name="策略代办员", role="clerk", centers=[CENTER],
+                        department=DEPARTMENT)
+    async with client.app.state.sessionmaker() as session, session.begin():  # type: ignore[attr-defined]
+        await handler(session, Envelope.wrap("identity", user, subject=user.id, center_id=None).model_copy(
+            update={"sequence": 1}))
+    r = await client.post("/notices/incomplete", headers=clerk, json={
+        "center": CENTER, "item_code": "CI1", "applicant": body["applicant"], "missing": ["营业执照副本"]})
+    assert r.status_code == 201, r.text
+    agency = {**body, "source": "agent", "agent": "policy-clerk", "mandate": {
+        "mandator": "张三", "reference": "WT-1", "signed_on": clock.local_date(clock.now()).isoformat(), "scope": "代办"}}
+
+    async def agency_case(complete: bool = False) -> str:
+        r = await client.post("/cases", json=agency, headers=clerk)
+        assert r.status_code == 201, r.text
+        case_no = str(r.json()["case_no"])
+        if complete:
+            r = await client.post(f"/cases/{case_no}/complete", json={}, headers=clerk)
+            assert r.status_code == 200, r.text
+        return case_no
+
+    async def fresh_inquiry() -> int:
+        r = await client.post("/inquiries", headers=clerk, json={
+            "center": CENTER, "channel": "on_site", "question": "在哪里取号？",
+            "promised_reply_at": (clock.now() + timedelta(days=1)).isoformat()})
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+    seeds.values.update({"notice_no": r.json()["notice_no"], "agency_case": await agency_case()})
+    seeds.fresh.update({"fresh_agency_case": lambda: agency_case(complete=True), "fresh_inquiry": fresh_inquiry})
 
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
@@ -458,8 +531,17 @@ async def seed_identity(service: str, client: httpx.AsyncClient, admin: dict[str
                  fresh={"fresh_refresh_token": fresh_refresh_token}, tokens=terminal_token)
 
 
+async def seed_monitor(service: str, client: httpx.AsyncClient, admin: dict[str, str]) -> Seeds:
+    """The read copies' seed, and the supervision records of tests/authz/seed_monitor.py."""
+    from tests.authz.seed_monitor import seed_monitor as supervision
+
+    seeds = await seed_read_copy(service, client, admin)
+    values, fresh = await supervision(client, CENTER, DEPARTMENT)
+    return Seeds({**seeds.values, **values}, fresh={**seeds.fresh, **fresh})
+
+
 SEEDS: dict[str, Callable[[str, httpx.AsyncClient, dict[str, str]], Awaitable[Seeds]]] = {
-    "queue": seed_queue, "cases": seed_cases, "monitor": seed_read_copy, "notify": seed_read_copy,
+    "queue": seed_queue, "cases": seed_cases, "monitor": seed_monitor, "notify": seed_read_copy,
     "identity": seed_identity,
 }
 

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events.catalog import ItemKind, Material, StageLimit
+from shared.events.catalog import ItemKind, Material, ProcedureStep, ServiceObject, StageLimit
 
 CENTER = r"^[A-Za-z0-9]{2,32}$"
 CODE = r"^[A-Za-z0-9_.-]{1,32}$"
 LIMIT_DAYS = 3650  # ten years of working days: far beyond any legal limit, short of an overflow
+Condition = Annotated[str, Field(min_length=1, max_length=1000)]
 
 
 class Body(BaseModel):
@@ -84,6 +86,11 @@ class ItemIn(Body):
     materials: list[Material] = Field(default_factory=list, max_length=100)
     fees: str | None = Field(None, max_length=2000, examples=["不收费"])
     legal_basis: str | None = Field(None, max_length=4000)
+    conditions: list[Condition] = Field(default_factory=list, max_length=50, description="申请条件, one per entry")
+    procedure: list[ProcedureStep] = Field(default_factory=list, max_length=30, description="办理流程, in order")
+    fee_basis: str | None = Field(None, max_length=4000, description="收费依据 (the fee's legal basis)")
+    service_objects: list[ServiceObject] = Field(default_factory=list, max_length=7,
+                                                 description="服务对象: whom the item serves")
     active: bool = True
 
 
@@ -104,7 +111,22 @@ class ItemPatch(Body):
     materials: list[Material] | None = Field(None, max_length=100)
     fees: str | None = Field(None, max_length=2000)
     legal_basis: str | None = Field(None, max_length=4000)
+    conditions: list[Condition] | None = Field(None, max_length=50)
+    procedure: list[ProcedureStep] | None = Field(None, max_length=30)
+    fee_basis: str | None = Field(None, max_length=4000)
+    service_objects: list[ServiceObject] | None = Field(None, max_length=7)
     active: bool | None = None
+
+
+class ItemFileRef(BaseModel):
+    """A downloadable file of the guide: GET /public/items/{center_id}/{code}/files/{name} serves it."""
+
+    name: str
+    kind: Literal["form", "sample"] = Field(description="form: the blank 申请表; sample: a filled-in 示范文本")
+    content_type: str
+    size: int
+    sha256: str
+    uploaded_at: datetime
 
 
 class ItemOut(BaseModel):
@@ -123,10 +145,17 @@ class ItemOut(BaseModel):
     materials: list[Material]
     fees: str | None
     legal_basis: str | None
+    conditions: list[str]
+    procedure: list[ProcedureStep]
+    fee_basis: str | None
+    service_objects: list[ServiceObject]
+    files: list[ItemFileRef]
     active: bool
     speedup_percent: float | None = Field(description="提速率: (legal - promised) / legal, in %; none if legal is 0")
-    meets_compression_target: bool = Field(
-        description="promised <= legal x (1 - the centres' compression target, CASES_COMPRESSION_TARGET_PERCENT)")
+    compression_target_percent: int = Field(
+        description="the centre's compression target (PUT /centers/{center}/settings; default "
+                    "CASES_COMPRESSION_TARGET_PERCENT)")
+    meets_compression_target: bool = Field(description="promised <= legal x (1 - compression_target_percent / 100)")
     created_at: datetime
     updated_at: datetime
 
@@ -148,6 +177,12 @@ class PublicItemOut(BaseModel):
     materials: list[Material]
     fees: str | None
     legal_basis: str | None
+    conditions: list[str]
+    procedure: list[ProcedureStep]
+    fee_basis: str | None
+    service_objects: list[ServiceObject]
+    files: list[ItemFileRef]
+    speedup_percent: float | None = Field(description="提速率: how much faster than the legal limit, in %")
     today: date = Field(description="today's business date (Asia/Shanghai), the acceptance day (not counted)")
     due_date_if_accepted_today: date = Field(description="the last working day of the promised limit")
     due_at_if_accepted_today: datetime = Field(description="its end, 23:59:59 local, in UTC")

@@ -21,6 +21,7 @@ from services.cases.catalogue import repository
 from services.cases.catalogue.schemas import (
     DepartmentIn,
     DepartmentPatch,
+    ItemFileRef,
     ItemIn,
     ItemOut,
     ItemPatch,
@@ -30,7 +31,7 @@ from services.cases.models import Department, Item
 from shared import clock
 from shared.calendar.engine import WorkCalendar
 from shared.errors import AppError, Conflict
-from shared.events.catalog import DepartmentUpserted, ItemUpserted, Material, StageLimit
+from shared.events.catalog import DepartmentUpserted, ItemUpserted, Material, ProcedureStep, StageLimit
 from shared.events.outbox import publish
 from shared.pii import PersonalData, PersonalDataError
 
@@ -40,7 +41,8 @@ UNIQUE_VIOLATION = "23505"
 
 @dataclass(frozen=True)
 class Context:
-    """What the rules need besides the session: the personal-data keys and the compression target."""
+    """What the rules need besides the session: the personal-data keys and the deployment's default
+    compression target (a centre may set its own: `target_of`)."""
 
     pii: PersonalData
     compression_target_percent: int
@@ -213,7 +215,10 @@ async def create_item(session: AsyncSession, ctx: Context, data: ItemIn) -> Item
                 max_extension_days=data.max_extension_days, forward_followup_days=data.forward_followup_days,
                 special_limit_days=data.special_limit_days,
                 materials=[m.model_dump(mode="json") for m in data.materials], fees=data.fees,
-                legal_basis=data.legal_basis, active=data.active, created_at=now, updated_at=now)
+                legal_basis=data.legal_basis, conditions=list(data.conditions),
+                procedure=[p.model_dump(mode="json") for p in data.procedure], fee_basis=data.fee_basis,
+                service_objects=_distinct(data.service_objects), active=data.active, created_at=now,
+                updated_at=now)
     session.add(item)
     try:
         await session.flush()
@@ -232,7 +237,7 @@ async def update_item(session: AsyncSession, ctx: Context, item: Item, data: Ite
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
     _not_null(changes, ("name", "department", "kind", "legal_limit_days", "promised_limit_days", "stages",
                         "warn_days", "max_extension_days", "forward_followup_days", "special_limit_days",
-                        "materials", "active"))
+                        "materials", "conditions", "procedure", "service_objects", "active"))
     state: dict[str, Any] = {"kind": item.kind, "legal_limit_days": item.legal_limit_days,
              "promised_limit_days": item.promised_limit_days, "stages": stages_of(item),
              "materials": materials_of(item)}
@@ -243,6 +248,10 @@ async def update_item(session: AsyncSession, ctx: Context, item: Item, data: Ite
     for name in ("stages", "materials"):
         if name in changes:
             changes[name] = [x.model_dump(mode="json") for x in state[name]]
+    if "procedure" in changes:
+        changes["procedure"] = [p.model_dump(mode="json") for p in data.procedure or []]
+    if "service_objects" in changes:
+        changes["service_objects"] = _distinct(data.service_objects or [])
     for name, value in changes.items():
         setattr(item, name, value)
     item.updated_at = clock.now()
@@ -259,21 +268,53 @@ def materials_of(item: Item) -> list[Material]:
     return [Material.model_validate(m) for m in item.materials]
 
 
-def item_out(ctx: Context, item: Item) -> ItemOut:
+def procedure_of(item: Item) -> list[ProcedureStep]:
+    return [ProcedureStep.model_validate(p) for p in item.procedure]
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+async def target_of(session: AsyncSession, ctx: Context, center_id: str) -> int:
+    """The centre's compression target: its own setting, else the deployment's default."""
+    own = await repository.compression_target(session, center_id)
+    return own if own is not None else ctx.compression_target_percent
+
+
+def files_out(rows: list[dict[str, Any]]) -> list[ItemFileRef]:
+    return [ItemFileRef.model_validate({k: v for k, v in row.items() if k != "item_code"}) for row in rows]
+
+
+async def item_out(session: AsyncSession, ctx: Context, item: Item) -> ItemOut:
+    """One item as staff see it, flagged against its centre's compression target, with its guide files."""
+    target = await target_of(session, ctx, item.center_id)
+    files = (await repository.item_files(session, item.center_id, [item.code])).get(item.code, [])
+    return item_out_with(item, target, files)
+
+
+def item_out_with(item: Item, target: int, files: list[dict[str, Any]]) -> ItemOut:
     return ItemOut(
         center_id=item.center_id, code=item.code, name=item.name, department=item.department,
         kind=item.kind,
         legal_limit_days=item.legal_limit_days, promised_limit_days=item.promised_limit_days,
         stages=stages_of(item), warn_days=item.warn_days, max_extension_days=item.max_extension_days,
         forward_followup_days=item.forward_followup_days, special_limit_days=item.special_limit_days,
-        materials=materials_of(item), fees=item.fees, legal_basis=item.legal_basis, active=item.active,
+        materials=materials_of(item), fees=item.fees, legal_basis=item.legal_basis,
+        conditions=list(item.conditions), procedure=procedure_of(item), fee_basis=item.fee_basis,
+        service_objects=list(item.service_objects), files=files_out(files), active=item.active,
         speedup_percent=speedup_percent(item.promised_limit_days, item.legal_limit_days),
-        meets_compression_target=meets_compression_target(item.promised_limit_days, item.legal_limit_days,
-                                                          ctx.compression_target_percent),
+        compression_target_percent=target,
+        meets_compression_target=meets_compression_target(item.promised_limit_days, item.legal_limit_days, target),
         created_at=item.created_at, updated_at=item.updated_at)
 
 
 async def _publish_item(session: AsyncSession, ctx: Context, item: Item) -> None:
+    await publish_item(session, item, await target_of(session, ctx, item.center_id))
+
+
+async def publish_item(session: AsyncSession, item: Item, target: int) -> None:
+    """item.upserted: the item's full state, flagged against `target` (the centre's compression target)."""
     await publish(session, PRODUCER, ItemUpserted(
         center_id=item.center_id, code=item.code, name=item.name, department=item.department,
         kind=item.kind,
@@ -281,16 +322,19 @@ async def _publish_item(session: AsyncSession, ctx: Context, item: Item) -> None
         stages=stages_of(item), warn_days=item.warn_days, max_extension_days=item.max_extension_days,
         forward_followup_days=item.forward_followup_days, special_limit_days=item.special_limit_days,
         materials=materials_of(item), fees=item.fees, legal_basis=item.legal_basis,
-        meets_compression_target=meets_compression_target(item.promised_limit_days, item.legal_limit_days,
-                                                          ctx.compression_target_percent),
-        active=item.active), subject=f"{item.center_id}:{item.code}", center_id=item.center_id)
+        meets_compression_target=meets_compression_target(item.promised_limit_days, item.legal_limit_days, target),
+        active=item.active, conditions=list(item.conditions), procedure=procedure_of(item),
+        fee_basis=item.fee_basis, service_objects=list(item.service_objects), compression_target_percent=target),
+        subject=f"{item.center_id}:{item.code}", center_id=item.center_id)
 
 
 # the public guide (办事指南)
 
-def public_item(calendar: WorkCalendar, item: Item, department_name: str, today: date) -> PublicItemOut:
-    """What the guide shows of an item: no person (the department head's contacts stay with staff), and
-    when a case accepted today would be due by the centre's calendar (the acceptance day is not counted)."""
+def public_item(calendar: WorkCalendar, item: Item, department_name: str, today: date,
+                files: list[dict[str, Any]]) -> PublicItemOut:
+    """What the guide shows of an item: no person (the department head's contacts stay with staff, the
+    uploader of a file too), and when a case accepted today would be due by the centre's calendar (the
+    acceptance day is not counted)."""
     due = calendar.add_working_days(today, item.promised_limit_days, item.center_id)
     return PublicItemOut(
         center_id=item.center_id, code=item.code, name=item.name, department=item.department,
@@ -298,6 +342,8 @@ def public_item(calendar: WorkCalendar, item: Item, department_name: str, today:
         kind=item.kind,
         legal_limit_days=item.legal_limit_days, promised_limit_days=item.promised_limit_days,
         stages=stages_of(item), materials=materials_of(item), fees=item.fees, legal_basis=item.legal_basis,
-        today=today, due_date_if_accepted_today=due,
+        conditions=list(item.conditions), procedure=procedure_of(item), fee_basis=item.fee_basis,
+        service_objects=list(item.service_objects), files=files_out(files),
+        speedup_percent=speedup_percent(item.promised_limit_days, item.legal_limit_days), today=today, due_date_if_accepted_today=due,
         due_at_if_accepted_today=calendar.due_at(today, item.promised_limit_days, item.center_id),
         fallback_years=sorted(calendar.fallback_years(within=range(today.year, due.year + 1))))
