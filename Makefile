@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-pg15 migrate lint envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases install clean
+.PHONY: run test test-pg15 migrate lint envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor install clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -50,7 +50,7 @@ bench-calendar: install ## the engine, then the deadline endpoint through the ga
 bench-events: install ## relay throughput beside a raw producer; backlog drain after an outage
 	$(PY) bench/events_bench.py
 
-bench-feed: install ## commit-to-consumer and commit-to-feed-client latency at 200 events/s; broker-to-feed
+bench-feed: install ## commit-to-consumer latency at 200 events/s and backlog throughput (apply_batch 1 vs default); commit-to-feed-client; broker-to-feed
 	$(PY) bench/events_latency.py
 	$(PY) bench/feed_latency.py
 
@@ -58,8 +58,13 @@ bench-queue: install ## issue-ticket + call-next through the gateway (wrk) again
 	$(PY) bench/queue_bench.py
 	$(PY) bench/queue_wait_bench.py
 
-bench-cases: install ## case registration through the gateway (wrk) against pgbench on the same SQL; open-loop latency; re-keying 100,000 open cases after a calendar change
+bench-cases: install ## case registration through the gateway (wrk) against pgbench on the same SQL; open-loop latency; re-keying 100,000 open cases after a calendar change; importing 100,000 cases; PDF receipts rendered per second
 	$(PY) bench/cases_bench.py
+	$(PY) bench/cases_import_bench.py
+	$(PY) bench/documents_bench.py
+
+bench-monitor: install ## due work with 1,000,000 open cases against 10,000; the cases consumer's events/s and commit-to-applied latency; due moment to the supervision feed
+	$(PY) bench/monitor_bench.py
 
 clean:
 	rm -rf var/test-*

@@ -52,7 +52,8 @@ class CenterOut(BaseModel):
     updated_at: datetime
 
 
-def _table_of(model: type[Any]) -> Table:
+def table_of(model: type[Any]) -> Table:
+    """The Table a declarative model is mapped to (for core statements such as upsert_read_copy)."""
     table = model.__table__
     if not isinstance(table, Table):  # a declarative class with a __tablename__ is always mapped to a Table
         raise TypeError(f"{model.__name__} is not mapped to a table")
@@ -61,7 +62,7 @@ def _table_of(model: type[Any]) -> Table:
 
 def center_consumer(model: type[CenterCopyColumns]) -> ConsumerSpec:
     """The consumer that keeps `model` equal to the queue's centres."""
-    table = _table_of(model)
+    table = table_of(model)
 
     async def copy_center(session: AsyncSession, envelope: Envelope) -> None:
         """center.upserted -> the read copy, unless a newer event of that centre was applied."""
@@ -100,7 +101,7 @@ class StaffCopyColumns:
 
 def staff_consumer(model: type[StaffCopyColumns]) -> ConsumerSpec:
     """The consumer that keeps `model` equal to identity's users (a deactivated user stays, inactive)."""
-    table = _table_of(model)
+    table = table_of(model)
 
     async def copy_staff(session: AsyncSession, envelope: Envelope) -> None:
         """user.upserted -> the staff copy, unless a newer event of that user was applied (identity's outbox

@@ -1,18 +1,52 @@
-"""Event type -> handler of the monitor service's consumers, and the consumers its worker starts."""
+"""Event type -> handler of the monitor service's consumers, and the consumers its worker starts.
+
+`cases`: every case event keeps the read model of cases and their clocks (and arms the timers), the
+departments' names come from department.upserted, a calendar year missing from calendar.fallback_used. The
+case registry keys its events by case, so one case's events arrive in order."""
 
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.monitor.models import CenterCopy
+from services.monitor import watch
+from services.monitor.models import CenterCopy, DepartmentCopy
 from shared.calendar.store import calendar_consumer
-from shared.events.consumer import ConsumerSpec, EventConsumer, build_all
-from shared.readcopy import center_consumer
+from shared.events.catalog import DepartmentUpserted
+from shared.events.consumer import ConsumerSpec, EventConsumer, Handler, build_all, upsert_read_copy
+from shared.events.envelope import Envelope
+from shared.events.topics import topic_for
+from shared.readcopy import center_consumer, table_of
 from shared.settings import ServiceSettings
+
+CASE_EVENTS = ("case.accepted", "case.stage_advanced", "case.paused", "case.resumed", "case.extension_requested",
+               "case.extended", "case.expedited", "case.due_changed", "case.forwarded",
+               "case.forward_result_recorded", "case.completed", "case.refusal_proposed", "case.refusal_returned",
+               "case.refused", "case.delivered", "case.withdrawn", "case.reassigned", "case.handed_back")
+DEPARTMENTS = table_of(DepartmentCopy)
+
+
+async def copy_department(session: AsyncSession, envelope: Envelope) -> None:
+    department = envelope.payload()
+    assert isinstance(department, DepartmentUpserted)
+    if envelope.sequence is None:
+        raise ValueError("department.upserted carries no outbox sequence: cannot order it")
+    await upsert_read_copy(session, DEPARTMENTS, {
+        "center_id": department.center_id, "code": department.code, "name": department.name,
+        "chief_rep": department.chief_rep, "active": department.active, "updated_at": envelope.occurred_at,
+        "last_event_sequence": envelope.sequence,
+    })
+
+
+CASES_HANDLERS: dict[str, Handler] = {
+    **{event_type: watch.apply_case_event for event_type in CASE_EVENTS},
+    "department.upserted": copy_department,
+    "calendar.fallback_used": watch.on_calendar_missing,
+}
 
 CONSUMERS: list[ConsumerSpec] = [
     center_consumer(CenterCopy),
     calendar_consumer(),
+    ConsumerSpec("cases", (topic_for("cases").name,), CASES_HANDLERS),
 ]
 
 
