@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 from fastapi import Depends, Request
@@ -18,6 +18,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from shared.errors import NotFound
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -122,3 +126,13 @@ async def ensure_database(url: str) -> bool:
         return not exists
     finally:
         await conn.close()
+
+
+async def get_or_404(session: AsyncSession, model: type[T], key: Any, *, field: str, what: str | None = None,
+                     for_update: bool = False) -> T:
+    """The row of `model` with primary key `key` (locked `FOR UPDATE` if asked), or a 404 problem naming
+    `field`."""
+    found = await session.get(model, key, with_for_update=for_update)
+    if found is None:
+        raise NotFound(f"no {what or model.__name__.lower()} {key}", field=field)
+    return found

@@ -19,7 +19,8 @@ from services.monitor import metrics
 from services.monitor.models import Alert
 from shared import clock
 from shared.auth import Principal
-from shared.errors import Conflict, NotFound
+from shared.db import get_or_404
+from shared.errors import Conflict
 from shared.events.catalog import (
     AlertAcknowledged,
     AlertFacts,
@@ -103,13 +104,7 @@ async def raise_alert(session: AsyncSession, new: NewAlert) -> Alert | None:
 
 
 async def get(session: AsyncSession, alert_id: int, *, for_update: bool = False) -> Alert:
-    stmt = select(Alert).where(Alert.id == alert_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    alert = (await session.scalars(stmt)).first()
-    if alert is None:
-        raise NotFound(f"no alert {alert_id}", field="alert_id")
-    return alert
+    return await get_or_404(session, Alert, alert_id, field="alert_id", for_update=for_update)
 
 
 async def acknowledge(session: AsyncSession, alert: Alert, principal: Principal, note: str | None) -> Alert:

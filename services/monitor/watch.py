@@ -32,7 +32,6 @@ from services.monitor.alerts import NewAlert
 from services.monitor.models import Alert, CaseClock, Refusal
 from shared import clock, timers
 from shared.calendar.engine import WorkCalendar
-from shared.calendar.store import load_calendar
 from shared.db import driver_connection
 from shared.events.catalog import (
     CalendarFallbackUsed,
@@ -242,7 +241,7 @@ async def on_warn(session: AsyncSession, payload: dict[str, Any], timer: timers.
 
 async def overdue_days(session: AsyncSession, row: CaseClock, calendar: WorkCalendar | None = None) -> int:
     """Working days late as of today: the working days d with due date < d <= today (0 on the due day)."""
-    calendar = calendar or await load_calendar(session)
+    calendar = calendar or await ladder.CALENDARS.get(session)
     return calendar.working_days_between(clock.local_date(row.due_at), clock.today_local(), row.center_id)
 
 
@@ -336,7 +335,7 @@ async def on_calendar_missing(session: AsyncSession, envelope: Envelope) -> None
 
 async def recount_overdue_days(session: AsyncSession, _due: datetime) -> None:
     """The periodic job (daily, 00:05 local): each open overdue alert's working days late, as of today."""
-    calendar = await load_calendar(session)
+    calendar = await ladder.CALENDARS.get(session)
     rows = (await session.execute(
         select(Alert.id, CaseClock).join(CaseClock, CaseClock.case_no == Alert.case_no)
         .where(Alert.kind == "overdue", Alert.status != "resolved", CaseClock.closed_at.is_(None)))).all()
