@@ -8,7 +8,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.monitor import watch
+from services.monitor import hours, watch
+from services.monitor.complaints import wiring as complaints
+from services.monitor.hall import wiring as hall
 from services.monitor.models import CenterCopy, DepartmentCopy
 from shared.calendar.store import calendar_consumer
 from shared.events.catalog import DepartmentUpserted
@@ -41,12 +43,22 @@ CASES_HANDLERS: dict[str, Handler] = {
     **{event_type: watch.apply_case_event for event_type in CASE_EVENTS},
     "department.upserted": copy_department,
     "calendar.fallback_used": watch.on_calendar_missing,
+    **hall.CASES_HANDLERS, **complaints.CASES_HANDLERS,
+}
+
+# the hall (queue topic, keyed by centre: one centre's events in order): its settings and hours, its windows,
+# tickets and ratings
+HALL_HANDLERS: dict[str, Handler] = {
+    "center.settings_changed": hours.copy_settings,
+    "center.schedule_changed": hours.copy_schedule,
+    **hall.QUEUE_HANDLERS, **complaints.QUEUE_HANDLERS,
 }
 
 CONSUMERS: list[ConsumerSpec] = [
     center_consumer(CenterCopy),
     calendar_consumer(),
     ConsumerSpec("cases", (topic_for("cases").name,), CASES_HANDLERS),
+    ConsumerSpec("hall", (topic_for("queue").name,), HALL_HANDLERS),
 ]
 
 

@@ -228,3 +228,23 @@ class Refusal(Base):
     item_code: Mapped[str] = mapped_column(String(32))
     applicant_hash: Mapped[str] = mapped_column(String(64))
     refused_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HallCopy(Base):
+    """Read copy of a centre's queue settings and hall schedule (center.settings_changed,
+    center.schedule_changed): the vacancy minutes and the opening hours the hall's alerts count in."""
+
+    __tablename__ = "hall_copies"
+    __table_args__: Any = {"comment": "Read copy of queue's centre settings and schedule (never written here)"}
+
+    center_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    schedule: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    settings_sequence: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    schedule_sequence: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# the tables of supervision II live beside their rules; imported here so that Base.metadata has every table
+from services.monitor.complaints import models as _complaints_models  # noqa: E402,F401
+from services.monitor.hall import models as _hall_models  # noqa: E402,F401

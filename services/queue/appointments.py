@@ -43,9 +43,9 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.queue import metrics, repository, schedule, setup, tickets
+from services.queue import metrics, repository, setup, tickets
 from services.queue.models import Appointment, Center, Service, Ticket
-from shared import clock
+from shared import clock, schedule
 from shared.auth import Principal
 from shared.counters import next_number
 from shared.db import advisory_key

@@ -3,37 +3,30 @@ Each change publishes the complete state of what changed (reference events). Nev
 
 from __future__ import annotations
 
-from datetime import time
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.queue import repository
 from services.queue.models import Center, Service, Window, WindowService
-from services.queue.schedule import check_schedule
 from services.queue.schemas import ServiceIn, ServicePatch, WindowIn, WindowOut, WindowPatch
-from shared import clock
+from shared import clock, schedule
 from shared.errors import AppError, Conflict
 from shared.events.catalog import (
     CenterScheduleChanged,
     CenterSettingsChanged,
     HallSchedule,
-    Period,
     QueueSettings,
     ServiceUpserted,
     ServiceWeight,
     WindowUpserted,
 )
 from shared.events.outbox import publish
+from shared.schedule import check_schedule
 
 PRODUCER = "queue"
 
-_WEEKDAY = [Period(start=time(9, 0), end=time(12, 0)), Period(start=time(13, 30), end=time(17, 30))]
-# A centre that has set no schedule of its own: the hours most county halls post (工作日 9:00-12:00,
-# 13:30-17:30), weekends 9:00-17:00 appointment-first with duty windows (双休日服务), holidays closed.
-DEFAULT_SCHEDULE = HallSchedule(
-    weekly={1: _WEEKDAY, 2: _WEEKDAY, 3: _WEEKDAY, 4: _WEEKDAY, 5: _WEEKDAY,
-            6: [Period(start=time(9, 0), end=time(17, 0))], 7: [Period(start=time(9, 0), end=time(17, 0))]})
+DEFAULT_SCHEDULE = schedule.DEFAULT_SCHEDULE
 
 
 def settings_of(center: Center) -> QueueSettings:

@@ -17,9 +17,9 @@ from datetime import date, datetime, timedelta
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.queue import calling, metrics, repository, schedule, setup, statements, windows
+from services.queue import calling, metrics, repository, setup, statements, windows
 from services.queue.models import Center, Service, Staff, Ticket, Window
-from shared import clock
+from shared import clock, schedule
 from shared.auth import Principal, Role
 from shared.calendar.engine import WorkCalendar
 from shared.db import driver_connection
@@ -62,10 +62,7 @@ class Context:
     calendar: WorkCalendar
 
 
-def day_kind(calendar: WorkCalendar, center_id: str, day: date) -> schedule.DayKind:
-    if calendar.is_working_day(day, center_id):
-        return "working"
-    return "holiday" if calendar.is_holiday(day, center_id) else "weekend"
+day_kind = schedule.day_kind
 
 
 def channel_of(principal: Principal | None) -> Channel:

@@ -42,9 +42,9 @@ from typing import Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.queue import metrics, repository, schedule, setup
+from services.queue import metrics, repository, setup
 from services.queue.models import Center, ClerkLeave, Ticket, Window, WindowLogEntry
-from shared import clock
+from shared import clock, schedule
 from shared.auth import Principal, Role
 from shared.calendar.engine import WorkCalendar
 from shared.errors import AppError, Conflict, Forbidden
@@ -272,24 +272,6 @@ async def detect_lost_heartbeats(session: AsyncSession, due: datetime) -> None:
 
 # vacancy (空岗)
 
-def opening_seconds(plan: schedule.DayPlan, window_number: str, start: datetime, end: datetime) -> int:
-    """Seconds of [start, end) inside the window's opening hours on the plan's day (periods, and the noon
-    service for a noon window)."""
-    spans = [(p.start, p.end) for p in plan.periods]
-    if plan.noon_service is not None and window_number in plan.noon_windows:
-        spans.append((plan.noon_service.start, plan.noon_service.end))
-    total = 0.0
-    for a, b in spans:
-        lo = max(start, _at(plan.day, a))
-        hi = min(end, _at(plan.day, b))
-        total += max(0.0, (hi - lo).total_seconds())
-    return int(total)
-
-
-def _at(day: date, at: time) -> datetime:
-    return datetime.combine(day, at.replace(tzinfo=None), tzinfo=clock.LOCAL_TZ).astimezone(UTC)
-
-
 @dataclass(frozen=True)
 class Vacancy:
     """A window away or silent: since when, its opening seconds counted, the limit, and the tickets it leaves
@@ -323,7 +305,7 @@ def vacancy_of(window: Window, plan: schedule.DayPlan, now: datetime, vacancy_mi
     if not starts:
         return None
     since, reason = min(starts, key=lambda s: s[0])
-    return Vacancy(reason, since, opening_seconds(plan, window.number, since, now), vacancy_minutes * 60, waiting)
+    return Vacancy(reason, since, schedule.opening_seconds(plan, window.number, since, now), vacancy_minutes * 60, waiting)
 
 
 def waiting_for(window: Window, weights: dict[str, int], waiting: list[Ticket]) -> int:

@@ -1482,3 +1482,111 @@ class SanctionRevoked(EventData):
     sanction: SanctionFacts
     by: str
     reason: str
+
+
+# monitor II: complaints (投诉) and bad-rating follow-ups (差评回访)
+
+ComplaintChannel = Literal["phone", "mailbox", "public", "in_person"]
+ComplaintSeverity = Literal["simple", "general", "major"]
+
+
+class ComplaintSubject(BaseModel):
+    """What a complaint is about: a window, a department, or a case (at least one named)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    window: str | None = None
+    department: str | None = None
+    case_no: str | None = None
+
+
+class ComplaintFacts(BaseModel):
+    """A complaint as notify and the office need it; the complainant's contact only masked and sealed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    number: str
+    center_id: str
+    channel: ComplaintChannel
+    category: str
+    severity: ComplaintSeverity
+    subject: ComplaintSubject
+    received_at: datetime
+    due_at: datetime = Field(description="三个一: simple 1 opening hour, general 1 working day, major 7 calendar days")
+    status: Literal["open", "resolved", "upheld", "dismissed"]
+    contact_masked: str | None = None
+    contact_sealed: str | None = None
+
+
+@event_model
+class ComplaintReceived(EventData):
+    type: Literal["complaint.received"] = "complaint.received"
+    version: ClassVar[int] = 1
+
+    complaint: ComplaintFacts
+    by: str | None = Field(None, description="the staff member who recorded it; None from the public page")
+
+
+@event_model
+class ComplaintAcknowledged(EventData):
+    """The automatic acknowledgement of receipt (受理回执), with its text for the complainant."""
+
+    type: Literal["complaint.acknowledged"] = "complaint.acknowledged"
+    version: ClassVar[int] = 1
+
+    complaint: ComplaintFacts
+    text: str
+
+
+@event_model
+class ComplaintResolved(EventData):
+    """A complaint closed: `outcome` resolved (handled), upheld (the window or department was at fault: it
+    counts in the window score) or dismissed; the text goes to the complainant."""
+
+    type: Literal["complaint.resolved"] = "complaint.resolved"
+    version: ClassVar[int] = 1
+
+    complaint: ComplaintFacts
+    outcome: Literal["resolved", "upheld", "dismissed"]
+    text: str
+    by: str
+    on_time: bool
+
+
+class FollowupFacts(BaseModel):
+    """A follow-up of a bad rating (不满意 / 非常不满意), due in 15 working days."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    center_id: str
+    evaluation_id: int
+    ticket_id: int
+    rating: int
+    window: str | None = None
+    clerk_id: str | None = None
+    department: str | None = None
+    service_code: str
+    case_no: str | None = None
+    created_at: datetime
+    due_at: datetime
+    status: Literal["open", "done"]
+
+
+@event_model
+class FollowupDue(EventData):
+    """A bad rating opened a follow-up (回访), due by `followup.due_at`."""
+
+    type: Literal["followup.due"] = "followup.due"
+    version: ClassVar[int] = 1
+
+    followup: FollowupFacts
+
+
+@event_model
+class FollowupOverdue(EventData):
+    type: Literal["followup.overdue"] = "followup.overdue"
+    version: ClassVar[int] = 1
+
+    followup: FollowupFacts

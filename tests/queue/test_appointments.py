@@ -12,8 +12,9 @@ from datetime import date, datetime, time
 
 from sqlalchemy import event
 
-from services.queue import appointments, schedule
+from services.queue import appointments
 from services.queue.setup import DEFAULT_SCHEDULE
+from shared import schedule
 from shared.events.catalog import AppointmentSlot
 from tests.queue.builders import A, B, center, outbox, service, window
 

@@ -15,7 +15,10 @@ from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.queue.schedule import (
+from shared.clock import local_date
+from shared.errors import install_error_handlers
+from shared.events.catalog import HallSchedule, NoonService, Period, QueueSettings, ScheduleException
+from shared.schedule import (
     WEEKDAYS,
     DayKind,
     DayPlan,
@@ -28,9 +31,6 @@ from services.queue.schedule import (
     issuing_decision,
     window_open,
 )
-from shared.clock import local_date
-from shared.errors import install_error_handlers
-from shared.events.catalog import HallSchedule, NoonService, Period, QueueSettings, ScheduleException
 
 D = date
 CST = timezone(timedelta(hours=8))

@@ -1,9 +1,10 @@
-"""The hall schedule's rules (延时服务, 午间服务, 双休日服务): is it valid, what a day looks like, may a kiosk issue now.
+"""The hall schedule's rules (延时服务, 午间服务, 双休日服务): is it valid, what a day looks like, may a kiosk issue now,
+how many opening seconds lie between two instants. Shared: the queue applies them, the monitor counts with them.
 
 Pure functions: no I/O and no clock. The caller passes "now" as a local time and says what the calendar
 makes of the date (`DayKind`); the business date of an instant is `shared.clock.local_date`.
 
-Decisions where DOMAIN.md is silent (for the queue service's README):
+Decisions where DOMAIN.md is silent (in the README's queue section):
 
 - Times are local (Asia/Shanghai) wall times without a UTC offset; an offset is refused, because an
   aware and a naive `time` cannot be compared. Every interval is start-inclusive, end-exclusive: a
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Literal
 
+from shared.calendar.engine import WorkCalendar
 from shared.clock import LOCAL_TZ
 from shared.errors import AppError, Conflict
 from shared.events.catalog import HallSchedule, NoonService, Period, QueueSettings, Weekday
@@ -110,6 +112,21 @@ class IssueDecision:
 
 
 # ---------------------------------------------------------------------------------------------- validation
+
+_WEEKDAY = [Period(start=time(9, 0), end=time(12, 0)), Period(start=time(13, 30), end=time(17, 30))]
+DEFAULT_SCHEDULE = HallSchedule(
+    weekly={1: _WEEKDAY, 2: _WEEKDAY, 3: _WEEKDAY, 4: _WEEKDAY, 5: _WEEKDAY,
+            6: [Period(start=time(9, 0), end=time(17, 0))], 7: [Period(start=time(9, 0), end=time(17, 0))]})
+"""A centre that has set no schedule of its own: the hours most county halls post (工作日 9:00-12:00,
+13:30-17:30), weekends 9:00-17:00 appointment-first with duty windows (双休日服务), holidays closed."""
+
+
+def day_kind(calendar: WorkCalendar, center_id: str, day: date) -> DayKind:
+    """What the centre's calendar makes of a local date."""
+    if calendar.is_working_day(day, center_id):
+        return "working"
+    return "holiday" if calendar.is_holiday(day, center_id) else "weekend"
+
 
 def check_schedule(schedule: HallSchedule) -> None:
     """Raise `InvalidSchedule` naming the first field that makes the schedule impossible to follow."""
@@ -295,6 +312,24 @@ def window_open(plan: DayPlan, window_number: str, local_now: time) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- day close
+
+def opening_seconds(plan: DayPlan, window_number: str, start: datetime, end: datetime) -> int:
+    """Seconds of [start, end) inside the window's opening hours on the plan's day (periods, and the noon
+    service for a noon window): what vacancy and long-wait limits count."""
+    spans = [(p.start, p.end) for p in plan.periods]
+    if plan.noon_service is not None and window_number in plan.noon_windows:
+        spans.append((plan.noon_service.start, plan.noon_service.end))
+    total = 0.0
+    for a, b in spans:
+        lo = max(start, _at(plan.day, a))
+        hi = min(end, _at(plan.day, b))
+        total += max(0.0, (hi - lo).total_seconds())
+    return int(total)
+
+
+def _at(day: date, at: time) -> datetime:
+    return datetime.combine(day, at.replace(tzinfo=None), tzinfo=LOCAL_TZ).astimezone(UTC)
+
 
 def day_close_at(settings: QueueSettings, day: date) -> datetime:
     """The UTC instant of the local business day's close (default 23:00 Asia/Shanghai = 15:00 UTC), when

@@ -1,0 +1,5 @@
+"""Routes of supervision II (complaints): filled in by its work; an empty router until then."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["supervision"])
