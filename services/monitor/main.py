@@ -9,6 +9,7 @@ from services.monitor.config import Settings, get_settings
 from services.monitor.consumers import CONSUMERS
 from services.monitor.feeds import alerts_feed, alerts_filter, alerts_viewer
 from services.monitor.hall.router import router as hall_router
+from services.monitor.reports_router import router as reports_router
 from services.monitor.router import router as centers_router
 from services.monitor.supervision_router import router as supervision_router
 from shared.app import create_service_app
@@ -28,7 +29,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         settings, clock=clock, on_startup=[start_feed],
         title="Hall monitor service",
         description="电子监察: alerts, findings, sanctions, complaints, KPIs, window scores.",
-        routers=[centers_router, supervision_router, hall_router, complaints_router,
+        routers=[centers_router, supervision_router, hall_router, complaints_router, reports_router,
                  feed.router("/feeds/alerts", alerts_filter, dependencies=[Depends(alerts_viewer)]),
                  dead_letters_router(handler_registry(settings.service_name, CONSUMERS))],
         tags=[{"name": "centers", "description": "centres (政务服务中心): read copy of the queue service's"},

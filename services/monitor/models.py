@@ -70,7 +70,10 @@ class CaseClock(Base):
     events, whether it is paused, and the moments its timers are armed for."""
 
     __tablename__ = "case_clocks"
-    __table_args__ = (Index("ix_case_clocks_center_open", "center_id", postgresql_where=sql_text("closed_at IS NULL")),)
+    __table_args__ = (Index("ix_case_clocks_center_open", "center_id", postgresql_where=sql_text("closed_at IS NULL")),
+                      Index("ix_case_clocks_accepted", "center_id", "accepted_at"),
+                      Index("ix_case_clocks_completed", "center_id", "completed_at",
+                            postgresql_where=sql_text("completed_at IS NOT NULL")))
 
     case_no: Mapped[str] = mapped_column(String(48), primary_key=True)
     center_id: Mapped[str] = mapped_column(String(32))
@@ -99,6 +102,13 @@ class CaseClock(Base):
     expedited: Mapped[bool] = mapped_column(Boolean)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # what the KPIs count (case.accepted's item limits, case.completed's outcome)
+    promised_limit_days: Mapped[int | None] = mapped_column(SmallInteger)
+    legal_limit_days: Mapped[int | None] = mapped_column(SmallInteger)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    result: Mapped[str | None] = mapped_column(String(10), comment="approved | refused")
+    completed_late: Mapped[bool | None] = mapped_column(Boolean)
+    overdue_working_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class Alert(Base):

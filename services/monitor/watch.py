@@ -35,6 +35,7 @@ from shared.calendar.engine import WorkCalendar
 from shared.db import driver_connection
 from shared.events.catalog import (
     CalendarFallbackUsed,
+    CaseCompleted,
     CaseFacts,
     CaseForwarded,
     CasePaused,
@@ -67,9 +68,9 @@ _UPSERT = """
         INSERT INTO case_clocks (case_no, center_id, department, item_code, item_name, kind, status, stage,
                                  stage_index, handler_id, handler_name, "window", accepted_at, due_at, legal_due_at,
                                  warn_at, stage_due_at, paused, clock_version, imported, overdue_at_import, expedited,
-                                 closed_at, updated_at, special_count)
+                                 closed_at, updated_at, promised_limit_days, legal_limit_days, special_count)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
-                $23, $24, 0)
+                $23, $24, $25, $26, 0)
         ON CONFLICT (case_no) DO UPDATE SET
             center_id = excluded.center_id, department = excluded.department, item_code = excluded.item_code,
             item_name = excluded.item_name, kind = excluded.kind, status = excluded.status, stage = excluded.stage,
@@ -79,6 +80,7 @@ _UPSERT = """
             stage_due_at = excluded.stage_due_at, paused = excluded.paused, clock_version = excluded.clock_version,
             imported = excluded.imported, overdue_at_import = excluded.overdue_at_import,
             expedited = excluded.expedited, updated_at = excluded.updated_at,
+            promised_limit_days = excluded.promised_limit_days, legal_limit_days = excluded.legal_limit_days,
             -- closed when it first closed (completed, then delivered); open again never happens
             closed_at = CASE WHEN excluded.closed_at IS NULL THEN NULL
                              ELSE coalesce(case_clocks.closed_at, excluded.closed_at) END
@@ -128,7 +130,7 @@ async def apply_case_event(session: AsyncSession, envelope: Envelope) -> None:
         case.status, case.stage, case.stage_index, case.handler.id, case.handler.display_name, case.window,
         case.accepted_at, case.due_at, case.legal_due_at, case.warn_at, case.stage_due_at, case.status in PAUSED,
         case.clock_version, case.imported, case.overdue_at_import, case.expedited, closed_at,
-        envelope.occurred_at)
+        envelope.occurred_at, case.item.promised_limit_days, case.item.legal_limit_days)
     assert old is not None
     if not old["written"]:
         return  # an older clock than the one applied: cases publishes in order, so only a replay gets here
@@ -146,7 +148,7 @@ async def apply_case_event(session: AsyncSession, envelope: Envelope) -> None:
 
 
 _SPECIAL_TYPES = frozenset({"case.forwarded", "case.forward_result_recorded", "case.paused", "case.resumed",
-                            "case.refused"})
+                            "case.refused", "case.completed"})
 
 
 async def _special_event(session: AsyncSession, row: CaseClock, data: Any, envelope: Envelope) -> None:
@@ -169,6 +171,9 @@ async def _special_event(session: AsyncSession, row: CaseClock, data: Any, envel
         await timers.cancel(session, "monitor.special", row.case_no)
     elif isinstance(data, CaseRefused):
         await _refused(session, row, data, envelope.occurred_at)
+    elif isinstance(data, CaseCompleted):  # what the KPIs count: on time, how late, the result
+        row.completed_at, row.result = data.completed_at, data.result
+        row.completed_late, row.overdue_working_days = data.completed_late, data.overdue_working_days
     await session.flush()
 
 
