@@ -34,6 +34,7 @@ from shared import clock, timers
 from shared.calendar.engine import WorkCalendar
 from shared.db import driver_connection
 from shared.events.catalog import (
+    AlertKind,
     CalendarFallbackUsed,
     CaseCompleted,
     CaseFacts,
@@ -56,6 +57,14 @@ def _date(at: datetime) -> str:
 
 def handler_of(row: CaseClock) -> Handler:
     return Handler(id=row.handler_id, display_name=row.handler_name)
+
+
+def case_alert(row: CaseClock, cause_key: str, kind: AlertKind, text: str, **more: Any) -> NewAlert:
+    """An alert about a case: what every case alert says of it (centre, case, clock version, window,
+    department, handler, item), and `more` (due_at, overdue_days, due_moment, details)."""
+    return NewAlert(cause_key=cause_key, kind=kind, text=text, center_id=row.center_id, case_no=row.case_no,
+                    clock_version=row.clock_version, window=row.window, department=row.department,
+                    handler=handler_of(row), item_name=row.item_name, **more)
 
 
 # --- the read model ----------------------------------------------------------------------------------------
@@ -237,10 +246,8 @@ async def on_warn(session: AsyncSession, payload: dict[str, Any], timer: timers.
     row = await _live(session, timer)
     if row is None or clock.now() >= row.due_at:
         return
-    await alerts.raise_alert(session, NewAlert(
-        cause_key=f"warn:{row.case_no}:v{row.clock_version}", kind="early_warning", center_id=row.center_id,
-        case_no=row.case_no, clock_version=row.clock_version, window=row.window, department=row.department,
-        handler=handler_of(row), item_name=row.item_name, due_at=row.due_at, due_moment=timer.due_at,
+    await alerts.raise_alert(session, case_alert(
+        row, f"warn:{row.case_no}:v{row.clock_version}", "early_warning", due_at=row.due_at, due_moment=timer.due_at,
         text=f"预警：办件{row.case_no}（{row.item_name}，承办人{row.handler_name}）将于{_date(row.due_at)}到期，请抓紧办理。"))
 
 
@@ -255,10 +262,8 @@ async def on_due(session: AsyncSession, payload: dict[str, Any], timer: timers.T
     if row is None:
         return
     days = await overdue_days(session, row)
-    alert = await alerts.raise_alert(session, NewAlert(
-        cause_key=f"overdue:{row.case_no}:v{row.clock_version}", kind="overdue", center_id=row.center_id,
-        case_no=row.case_no, clock_version=row.clock_version, window=row.window, department=row.department,
-        handler=handler_of(row), item_name=row.item_name, due_at=row.due_at, overdue_days=days,
+    alert = await alerts.raise_alert(session, case_alert(
+        row, f"overdue:{row.case_no}:v{row.clock_version}", "overdue", due_at=row.due_at, overdue_days=days,
         due_moment=timer.due_at,
         text=(f"超时：办件{row.case_no}（{row.item_name}，承办人{row.handler_name}）承诺时限已于{_date(row.due_at)}届满，"
               f"仍未办结{f'，已超时{days}个工作日' if days else ''}。")))
@@ -269,10 +274,8 @@ async def on_stage(session: AsyncSession, payload: dict[str, Any], timer: timers
     row = await _live(session, timer)
     if row is None or payload.get("stage_index") != row.stage_index or row.stage_due_at is None:
         return
-    await alerts.raise_alert(session, NewAlert(
-        cause_key=f"stage:{row.case_no}:{row.stage_index}:v{row.clock_version}", kind="stage_overrun",
-        center_id=row.center_id, case_no=row.case_no, clock_version=row.clock_version, window=row.window,
-        department=row.department, handler=handler_of(row), item_name=row.item_name, due_at=row.stage_due_at,
+    await alerts.raise_alert(session, case_alert(
+        row, f"stage:{row.case_no}:{row.stage_index}:v{row.clock_version}", "stage_overrun", due_at=row.stage_due_at,
         due_moment=timer.due_at,
         text=f"环节超时：办件{row.case_no}的“{row.stage}”环节时限已于{_date(row.stage_due_at)}届满。"))
 
@@ -281,10 +284,8 @@ async def on_follow_up(session: AsyncSession, payload: dict[str, Any], timer: ti
     row = await session.get(CaseClock, timer.key)
     if row is None or row.status != "forwarded" or row.follow_up_at is None:
         return
-    await alerts.raise_alert(session, NewAlert(
-        cause_key=f"followup:{row.case_no}:{row.follow_up_at.isoformat()}", kind="follow_up",
-        center_id=row.center_id, case_no=row.case_no, clock_version=row.clock_version, window=row.window,
-        department=row.department, handler=handler_of(row), item_name=row.item_name, due_at=row.follow_up_at,
+    await alerts.raise_alert(session, case_alert(
+        row, f"followup:{row.case_no}:{row.follow_up_at.isoformat()}", "follow_up", due_at=row.follow_up_at,
         due_moment=timer.due_at,
         text=f"跟踪提醒：上报件{row.case_no}（{row.item_name}）至{_date(row.follow_up_at)}仍未收到上级办理结果，请跟踪。"))
 
@@ -301,11 +302,8 @@ async def _special_alert(session: AsyncSession, row: CaseClock, why: str, *,
     text = (f"特别程序：办件{row.case_no}（{row.item_name}）已是第{row.special_count}次特别程序，请核查。" if why == "third"
             else f"特别程序超时：办件{row.case_no}（{row.item_name}）的特别程序超过时限"
                  f"（{_date(row.special_limit_at or clock.now())}）仍未结束。")
-    await alerts.raise_alert(session, NewAlert(
-        cause_key=f"special:{why}:{row.case_no}:{row.special_count}", kind="special_procedure",
-        center_id=row.center_id, case_no=row.case_no, clock_version=row.clock_version, window=row.window,
-        department=row.department, handler=handler_of(row), item_name=row.item_name, due_moment=due_moment,
-        text=text))
+    await alerts.raise_alert(session, case_alert(
+        row, f"special:{why}:{row.case_no}:{row.special_count}", "special_procedure", text, due_moment=due_moment))
 
 
 async def _refused(session: AsyncSession, row: CaseClock, data: CaseRefused, at: datetime) -> None:
