@@ -40,6 +40,8 @@ LEVELS: dict[str, AlertLevel] = {
     "early_warning": "yellow", "overdue": "red", "stage_overrun": "orange", "follow_up": "yellow",
     "special_procedure": "orange", "repeated_refusal": "orange", "calendar_missing": "red",
     "rectification_overdue": "orange",
+    "bad_rating": "orange", "complaint": "red",
+    "vacant_window": "red", "long_wait": "orange", "appointment_request": "yellow", "inquiry": "yellow",
 }
 
 
@@ -61,6 +63,7 @@ class NewAlert:
     overdue_days: int | None = None
     due_moment: datetime | None = None
     details: dict[str, Any] | None = None
+    level: AlertLevel | None = None  # the kind's level (LEVELS) unless given: an overrun may be graver
 
 
 def facts(alert: Alert) -> AlertFacts:
@@ -82,7 +85,7 @@ async def raise_alert(session: AsyncSession, new: NewAlert) -> Alert | None:
     """Raise the alert unless its cause already raised one; the new alert, or None."""
     now = clock.now()
     values: dict[str, Any] = {
-        "cause_key": new.cause_key, "center_id": new.center_id, "kind": new.kind, "level": LEVELS[new.kind],
+        "cause_key": new.cause_key, "center_id": new.center_id, "kind": new.kind, "level": new.level or LEVELS[new.kind],
         "status": "raised", "text": new.text, "case_no": new.case_no, "clock_version": new.clock_version,
         "window": new.window, "department": new.department,
         "handler_id": new.handler.id if new.handler else None,

@@ -11,10 +11,14 @@ import httpx
 
 from services.monitor import alerts, ladder
 from services.monitor.alerts import NewAlert
+from services.monitor.complaints import followups as complaint_followups
+from services.monitor.complaints import register as complaint_register
+from services.monitor.complaints.schemas import SubjectIn
 from services.monitor.consumers import copy_department
 from services.monitor.models import FindingAttachment
+from shared import clock
 from shared.auth import Principal, Role
-from shared.events.catalog import DepartmentUpserted
+from shared.events.catalog import DepartmentUpserted, EvaluationSubmitted
 from shared.events.envelope import Envelope
 
 _numbers = itertools.count(1)
@@ -58,6 +62,26 @@ async def seed_monitor(client: httpx.AsyncClient, center: str, department: str) 
         session.add(attachment)
         await session.flush()
         attachment_id = attachment.id
+
+    async def complaint() -> int:  # issue 24: a complaint as staff record it
+        async with maker() as session, session.begin():
+            made, _ = await complaint_register.receive(
+                session, client.app.state.pii, center_id=center, channel="phone",  # type: ignore[attr-defined]
+                category="服务态度", severity="general", subject=SubjectIn(window="1"), text_="态度生硬",
+                contact=None, by=office)
+            return made.id
+
+    async def followup() -> int:  # issue 24: a bad rating's follow-up, as the hall consumer opens it
+        n = next(_numbers)
+        rated = EvaluationSubmitted(evaluation_id=900000 + n, center_id=center, ticket_id=900000 + n,
+                                    service_code="HJ", rating=1, channel="evaluator", submitted_at=clock.now())
+        async with maker() as session, session.begin():
+            await complaint_followups.on_evaluation(session, Envelope.wrap(
+                "queue", rated, subject=center, center_id=center).model_copy(update={"sequence": 1}))
+        rows = await client.db.fetch("SELECT id FROM followups WHERE evaluation_id = $1", 900000 + n)  # type: ignore[attr-defined]
+        return int(rows[0]["id"])
+
     values = {"alert": await alert(), "finding": seeded_finding, "attachment": attachment_id,
-              "sanction": await sanction()}
-    return values, {"fresh_alert": alert, "fresh_finding": finding, "fresh_sanction": sanction}
+              "sanction": await sanction(), "complaint": await complaint()}
+    return values, {"fresh_alert": alert, "fresh_finding": finding, "fresh_sanction": sanction,
+                    "fresh_complaint": complaint, "fresh_followup": followup}
