@@ -258,3 +258,31 @@ class HallCopy(Base):
 # the tables of supervision II live beside their rules; imported here so that Base.metadata has every table
 from services.monitor.complaints import models as _complaints_models  # noqa: E402,F401
 from services.monitor.hall import models as _hall_models  # noqa: E402,F401
+
+
+class ScoreSettings(Base):
+    """A centre's window-score deductions (窗口考评): points per kind for the first, second, third and later
+    occurrence in a month ("每次分别减3、5、10分")."""
+
+    __tablename__ = "score_settings"
+
+    center_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    deductions: Mapped[dict[str, list[int]]] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(32))
+
+
+class ScoreBonus(Base):
+    """Bonus points the office grants a window for a month, with a reason (表彰)."""
+
+    __tablename__ = "score_bonuses"
+    __table_args__ = (Index("ix_score_bonuses_month", "center_id", "month"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    center_id: Mapped[str] = mapped_column(String(32))
+    window: Mapped[str] = mapped_column(String(16))
+    month: Mapped[str] = mapped_column(String(7), comment="yyyy-mm, local")
+    points: Mapped[int] = mapped_column(SmallInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    granted_by: Mapped[str] = mapped_column(String(32))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -8,8 +8,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.monitor import kpis
+from services.monitor import kpis, scores
+from services.monitor.models import ScoreBonus, ScoreSettings
+from shared import clock
 from shared.auth import Principal, Role, require
 from shared.db import SessionDep
 from shared.errors import AppError
@@ -17,6 +20,9 @@ from shared.errors import AppError
 router = APIRouter(tags=["reports"])
 
 Reader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.CENTER_ADMIN, Role.SYSTEM_ADMIN))]
+Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
+Admin = Annotated[Principal, Depends(require(Role.CENTER_ADMIN, Role.SYSTEM_ADMIN))]
+Month = Annotated[str, Query(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", description="yyyy-mm, local")]
 MAX_DAYS = 400
 
 
@@ -39,3 +45,78 @@ async def get_kpis(session: SessionDep, user: Reader,
         return Response(kpis.to_csv(rows), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f"attachment; filename={name}"})
     return {"center": center, "from": from_, "to": to, "group_by": group_by, "rows": [asdict(r) for r in rows]}
+
+
+# --- window scores (窗口考评) ----------------------------------------------------------------------------------
+
+@router.get("/scores", responses={200: {"content": {"text/csv": {}}}})
+async def get_scores(session: SessionDep, user: Reader, center: Annotated[str, Query(pattern=r"^[A-Za-z0-9]{2,32}$")],
+                     month: Month, format: Literal["json", "csv"] = "json") -> Any:
+    """Every window's score of the month, ranked, with each deduction (kind, its occurrence in the month, the
+    points, when, what) and each bonus listed."""
+    user.check_center(center)
+    ranked = await scores.month_scores(session, center, month)
+    if format == "csv":
+        lines = ["\ufeffrank,window,score,deducted,bonus," + ",".join(scores.KINDS)]
+        for s in ranked:
+            counts = [str(sum(d.points for d in s.deductions if d.kind == kind)) for kind in scores.KINDS]
+            lines.append(",".join([str(s.rank), s.window, str(s.score), str(s.deducted), str(s.bonus), *counts]))
+        return Response("\r\n".join(lines) + "\r\n", media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f"attachment; filename=scores-{center}-{month}.csv"})
+    return {"center": center, "month": month, "windows": [asdict(s) for s in ranked]}
+
+
+class BonusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    center: str = Field(pattern=r"^[A-Za-z0-9]{2,32}$")
+    window: str = Field(min_length=1, max_length=16)
+    month: str = Field(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$")
+    points: int = Field(ge=1, le=20)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/scores/bonus", status_code=201)
+async def grant_bonus(body: BonusIn, session: SessionDep, user: Supervisor) -> dict[str, Any]:
+    """表彰: bonus points for a window's month, with the reason."""
+    user.check_center(body.center)
+    bonus = ScoreBonus(center_id=body.center, window=body.window, month=body.month, points=body.points,
+                       reason=body.reason, granted_by=user.subject, granted_at=clock.now())
+    session.add(bonus)
+    await session.flush()
+    return {"id": bonus.id, "center": body.center, "window": body.window, "month": body.month,
+            "points": body.points, "reason": body.reason, "granted_by": user.subject}
+
+
+class ScoreSettingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deductions: dict[Literal["warning", "criticism", "manual_finding", "vacancy", "bad_rating", "complaint_upheld"],
+                     list[Annotated[int, Field(ge=0, le=100)]]] = Field(
+        description="points for the 1st, 2nd, ... occurrence of a kind in a month; the last repeats")
+
+
+@router.get("/centers/{center_id}/score-settings")
+async def get_score_settings(center_id: str, session: SessionDep, user: Reader) -> dict[str, Any]:
+    user.check_center(center_id)
+    return {"center_id": center_id, "deductions": await scores.deductions_of(session, center_id)}
+
+
+@router.put("/centers/{center_id}/score-settings")
+async def put_score_settings(center_id: str, body: ScoreSettingsIn, session: SessionDep,
+                             user: Admin) -> dict[str, Any]:
+    """The deductions per kind and repeat; kinds not given keep the default 3, 5, 10."""
+    user.check_center(center_id)
+    for kind, scale in body.deductions.items():
+        if not scale:
+            raise AppError(f"{kind} needs at least one step", field=f"deductions.{kind}", status=422,
+                           code="empty_scale")
+    row = await session.get(ScoreSettings, center_id, with_for_update=True)
+    values: dict[str, list[int]] = {str(k): list(v) for k, v in body.deductions.items()}
+    if row is None:
+        session.add(ScoreSettings(center_id=center_id, deductions=values, updated_at=clock.now(),
+                                  updated_by=user.subject))
+    else:
+        row.deductions, row.updated_at, row.updated_by = values, clock.now(), user.subject
+    await session.flush()
+    return {"center_id": center_id, "deductions": await scores.deductions_of(session, center_id)}
