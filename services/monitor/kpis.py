@@ -21,7 +21,7 @@ import csv
 import io
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -129,11 +129,79 @@ async def case_kpis(session: AsyncSession, center_id: str, start: date, end: dat
 
 
 def to_csv(rows: list[CaseKpis]) -> str:
-    """The same figures as CSV (UTF-8 with a BOM, so a spreadsheet opens the Chinese keys right)."""
+    """The cases' figures as CSV: the header even when there is no row."""
+    return rows_to_csv(rows) if rows else "\ufeff" + ",".join(CaseKpis.__dataclass_fields__) + "\r\n"
+
+
+# --- the hall's KPIs: tickets, waits, service times, no-shows, satisfaction ---------------------------------------
+
+_HALL_KEYS: dict[str, str] = {"department": "coalesce(department, '-')", "window": "coalesce(\"window\", '-')",
+                              "item": "service_code", "day": "business_date::text", "none": "'all'"}
+
+
+def _hall_sql(group: str) -> str:
+    key = _HALL_KEYS[group]
+    return f"""
+        WITH t AS (
+            SELECT {key} AS k, count(*) AS tickets, count(*) FILTER (WHERE wait_s IS NOT NULL) AS called,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY wait_s) FILTER (WHERE wait_s IS NOT NULL) AS wait_p50,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY wait_s) FILTER (WHERE wait_s IS NOT NULL) AS wait_p90,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY service_s) FILTER (WHERE status = 'done') AS service_p50,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY service_s) FILTER (WHERE status = 'done') AS service_p90,
+                   count(*) FILTER (WHERE status = 'no_show') AS no_shows
+            FROM hall_tickets WHERE center_id = :center AND business_date BETWEEN :start AND :end
+            GROUP BY 1
+        ), r AS (
+            SELECT {key} AS k, count(*) AS ratings, count(*) FILTER (WHERE rating >= 3) AS satisfied
+            FROM ratings WHERE center_id = :center AND business_date BETWEEN :start AND :end
+            GROUP BY 1
+        )
+        SELECT coalesce(t.k, r.k) AS key, coalesce(t.tickets, 0) AS tickets, coalesce(t.called, 0) AS called,
+               t.wait_p50, t.wait_p90, t.service_p50, t.service_p90, coalesce(t.no_shows, 0) AS no_shows,
+               coalesce(r.ratings, 0) AS ratings, coalesce(r.satisfied, 0) AS satisfied
+        FROM t FULL JOIN r ON t.k = r.k
+        ORDER BY 1
+    """
+
+
+@dataclass(frozen=True)
+class HallKpis:
+    key: str
+    tickets: int
+    called: int
+    wait_p50_s: float | None
+    wait_p90_s: float | None
+    service_p50_s: float | None
+    service_p90_s: float | None
+    no_shows: int
+    no_show_rate: float | None
+    ratings: int
+    satisfied: int
+    satisfaction_rate: float | None
+
+
+def _seconds(value: object) -> float | None:
+    return round(float(value), 1) if value is not None else None  # type: ignore[arg-type]
+
+
+async def hall_kpis(session: AsyncSession, center_id: str, start: date, end: date,
+                    group_by: GroupBy = "none") -> list[HallKpis]:
+    rows = (await session.execute(text(_hall_sql(group_by)),
+                                  {"center": center_id, "start": start, "end": end})).mappings().all()
+    return [HallKpis(key=r["key"], tickets=r["tickets"], called=r["called"], wait_p50_s=_seconds(r["wait_p50"]),
+                     wait_p90_s=_seconds(r["wait_p90"]), service_p50_s=_seconds(r["service_p50"]),
+                     service_p90_s=_seconds(r["service_p90"]), no_shows=r["no_shows"],
+                     no_show_rate=_rate(r["no_shows"], r["called"]), ratings=r["ratings"], satisfied=r["satisfied"],
+                     satisfaction_rate=_rate(r["satisfied"], r["ratings"]))
+            for r in rows]
+
+
+def rows_to_csv(rows: list[Any]) -> str:
+    """Dataclass rows as CSV (UTF-8 with a BOM, so a spreadsheet opens the Chinese keys right)."""
     buffer = io.StringIO()
-    fields = list(CaseKpis.__dataclass_fields__)
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\r\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in asdict(row).items()})
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(asdict(rows[0])), lineterminator="\r\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in asdict(row).items()})
     return "\ufeff" + buffer.getvalue()

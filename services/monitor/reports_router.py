@@ -31,7 +31,9 @@ async def get_kpis(session: SessionDep, user: Reader,
                    center: Annotated[str, Query(pattern=r"^[A-Za-z0-9]{2,32}$")],
                    from_: Annotated[date, Query(alias="from")], to: date,
                    group_by: kpis.GroupBy = "none",
-                   format: Literal["json", "csv"] = "json") -> Any:
+                   format: Literal["json", "csv"] = "json",
+                   table: Annotated[Literal["cases", "hall"], Query(description="which table the CSV holds")] = "cases",
+                   ) -> Any:
     """The cases' KPIs of a centre over local dates from..to (inclusive), per department, window, item or day
     (see the README for each definition next to its SQL); `?format=csv` for a spreadsheet."""
     user.check_center(center)
@@ -40,11 +42,14 @@ async def get_kpis(session: SessionDep, user: Reader,
     if (to - from_).days > MAX_DAYS:
         raise AppError(f"a period is at most {MAX_DAYS} days", field="to", status=422, code="period_too_long")
     rows = await kpis.case_kpis(session, center, from_, to, group_by)
+    hall = await kpis.hall_kpis(session, center, from_, to, group_by)
     if format == "csv":
-        name = f"kpis-{center}-{from_:%Y%m%d}-{to:%Y%m%d}-{group_by}.csv"
-        return Response(kpis.to_csv(rows), media_type="text/csv; charset=utf-8",
+        name = f"kpis-{table}-{center}-{from_:%Y%m%d}-{to:%Y%m%d}-{group_by}.csv"
+        body = kpis.to_csv(rows) if table == "cases" else kpis.rows_to_csv(hall)
+        return Response(body, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f"attachment; filename={name}"})
-    return {"center": center, "from": from_, "to": to, "group_by": group_by, "rows": [asdict(r) for r in rows]}
+    return {"center": center, "from": from_, "to": to, "group_by": group_by, "rows": [asdict(r) for r in rows],
+            "hall": [asdict(r) for r in hall]}
 
 
 # --- window scores (窗口考评) ----------------------------------------------------------------------------------

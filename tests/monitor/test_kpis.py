@@ -86,3 +86,40 @@ async def test_kpis_of_a_scripted_day_equal_the_hand_count_and_the_csv(service_c
         other = tokens.headers("supervisor", ["320104"])
         assert (await m.client.get("/kpis", headers=other, params={"center": CENTRE, "from": "2026-03-05",
                                                                    "to": "2026-03-05"})).status_code == 403
+
+
+async def test_the_halls_kpis_of_a_scripted_day_equal_the_hand_count(service_client, tokens, fixed_clock):
+    """Waits and service times (median, p90), no-shows and satisfaction of a day, per window, counted by hand."""
+    office = tokens.headers("supervisor", [CENTRE])
+    async with service_client("monitor") as client:
+        # window 1: waits 60, 120, 180, 240, 300 s (median 180, p90 = 300 - 0.4 * 60 = 276), services 300 s
+        # each, one no-show of five called; window 2: one ticket waiting, never called
+        tickets = [(n, "1", "done", 60 * n, 300) for n in range(1, 5)] + [(5, "1", "no_show", 300, 0)] + \
+            [(6, None, "waiting", None, 0)]
+        for n, window, status, wait, service in tickets:
+            await client.db.fetch(
+                "INSERT INTO hall_tickets (ticket_id, center_id, business_date, service_code, department, number, "
+                "kind, channel, duty_only, status, issued_at, effective_arrival, \"window\", wait_s, service_s, "
+                "updated_at, last_event_sequence) VALUES ($1, $2, $3, 'HJ', 'GA', $4, 'walk_in', 'kiosk', false, "
+                "$5, $6, $6, $7, $8, $9, $6, $1)", n, CENTRE, DAY, f"A{n:03d}", status, local(DAY, 9), window,
+                wait, service)
+        for n, rating in enumerate((5, 4, 3, 2), 1):  # 3 of 4 at 基本满意 or better
+            await client.db.fetch(
+                "INSERT INTO ratings (evaluation_id, center_id, ticket_id, \"window\", department, service_code, "
+                "rating, channel, submitted_at, business_date) VALUES ($1, $2, $1, '1', 'GA', 'HJ', $3, "
+                "'evaluator', $4, $5)", n, CENTRE, rating, local(DAY, 11), DAY)
+        r = await client.get("/kpis", headers=office, params={
+            "center": CENTRE, "from": DAY.isoformat(), "to": DAY.isoformat(), "group_by": "window"})
+        assert r.status_code == 200, r.text
+        hall = {row["key"]: row for row in r.json()["hall"]}
+        one = hall["1"]
+        assert (one["tickets"], one["called"], one["no_shows"], one["no_show_rate"]) == (5, 5, 1, 0.2)
+        assert (one["wait_p50_s"], one["wait_p90_s"]) == (180.0, 276.0)
+        assert (one["service_p50_s"], one["service_p90_s"]) == (300.0, 300.0)
+        assert (one["ratings"], one["satisfied"], one["satisfaction_rate"]) == (4, 3, 0.75)
+        assert hall["-"]["tickets"] == 1 and hall["-"]["wait_p50_s"] is None
+        r = await client.get("/kpis", headers=office, params={
+            "center": CENTRE, "from": DAY.isoformat(), "to": DAY.isoformat(), "group_by": "window",
+            "format": "csv", "table": "hall"})
+        table = {row["key"]: row for row in csv.DictReader(io.StringIO(r.content.decode("utf-8-sig")))}
+        assert table["1"]["satisfaction_rate"] == "0.75" and table["1"]["wait_p90_s"] == "276.0"
