@@ -268,6 +268,8 @@ class ScoreSettings(Base):
 
     center_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     deductions: Mapped[dict[str, list[int]]] = mapped_column(JSONB)
+    publish_ranking: Mapped[bool] = mapped_column(Boolean, server_default=sql_text("false"),
+                                                  comment="the month's ranking on the public page")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_by: Mapped[str] = mapped_column(String(32))
 

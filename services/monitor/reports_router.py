@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -9,12 +10,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
-from services.monitor import kpis, scores
+from services.monitor import bulletin, kpis, scores
 from services.monitor.models import ScoreBonus, ScoreSettings
 from shared import clock
 from shared.auth import Principal, Role, require
 from shared.db import SessionDep
+from shared.documents.render import render
 from shared.errors import AppError
 
 router = APIRouter(tags=["reports"])
@@ -24,6 +27,7 @@ Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
 Admin = Annotated[Principal, Depends(require(Role.CENTER_ADMIN, Role.SYSTEM_ADMIN))]
 Month = Annotated[str, Query(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", description="yyyy-mm, local")]
 MAX_DAYS = 400
+MONTH = re.compile(r"^20[0-9]{2}-(0[1-9]|1[0-2])$")
 
 
 @router.get("/kpis", responses={200: {"content": {"text/csv": {}}}})
@@ -98,13 +102,20 @@ class ScoreSettingsIn(BaseModel):
 
     deductions: dict[Literal["warning", "criticism", "manual_finding", "vacancy", "bad_rating", "complaint_upheld"],
                      list[Annotated[int, Field(ge=0, le=100)]]] = Field(
-        description="points for the 1st, 2nd, ... occurrence of a kind in a month; the last repeats")
+        default_factory=dict, description="points for the 1st, 2nd, ... occurrence of a kind in a month; the last repeats")
+    publish_ranking: bool | None = Field(None, description="the month's ranking on the public page (unchanged if absent)")
 
 
 @router.get("/centers/{center_id}/score-settings")
 async def get_score_settings(center_id: str, session: SessionDep, user: Reader) -> dict[str, Any]:
     user.check_center(center_id)
-    return {"center_id": center_id, "deductions": await scores.deductions_of(session, center_id)}
+    return await _settings_out(session, center_id)
+
+
+async def _settings_out(session: SessionDep, center_id: str) -> dict[str, Any]:
+    row = await session.get(ScoreSettings, center_id)
+    return {"center_id": center_id, "deductions": await scores.deductions_of(session, center_id),
+            "publish_ranking": bool(row and row.publish_ranking)}
 
 
 @router.put("/centers/{center_id}/score-settings")
@@ -119,9 +130,47 @@ async def put_score_settings(center_id: str, body: ScoreSettingsIn, session: Ses
     row = await session.get(ScoreSettings, center_id, with_for_update=True)
     values: dict[str, list[int]] = {str(k): list(v) for k, v in body.deductions.items()}
     if row is None:
-        session.add(ScoreSettings(center_id=center_id, deductions=values, updated_at=clock.now(),
-                                  updated_by=user.subject))
+        session.add(ScoreSettings(center_id=center_id, deductions=values, publish_ranking=bool(body.publish_ranking),
+                                  updated_at=clock.now(), updated_by=user.subject))
     else:
         row.deductions, row.updated_at, row.updated_by = values, clock.now(), user.subject
+        if body.publish_ranking is not None:
+            row.publish_ranking = body.publish_ranking
     await session.flush()
-    return {"center_id": center_id, "deductions": await scores.deductions_of(session, center_id)}
+    return await _settings_out(session, center_id)
+
+
+@router.get("/public/scores", tags=["public"])
+async def public_ranking(session: SessionDep, center: Annotated[str, Query(pattern=r"^[A-Za-z0-9]{2,32}$")],
+                         month: Month) -> dict[str, Any]:
+    """The month's window ranking, if the centre publishes it (window, rank, score: no deduction detail)."""
+    row = await session.get(ScoreSettings, center)
+    if row is None or not row.publish_ranking:
+        raise AppError(f"centre {center} does not publish its ranking", field="center", status=404,
+                       code="not_published")
+    ranked = await scores.month_scores(session, center, month)
+    return {"center": center, "month": month,
+            "windows": [{"rank": s.rank, "window": s.window, "score": s.score} for s in ranked]}
+
+
+@router.get("/scores/yearly")
+async def yearly(session: SessionDep, user: Reader, center: Annotated[str, Query(pattern=r"^[A-Za-z0-9]{2,32}$")],
+                 year: Annotated[int, Query(ge=2000, le=2100)]) -> dict[str, Any]:
+    """The year per department: its windows' mean score per month (up to this month), what was deducted by kind,
+    and the sanctions that count (警告, 通报批评)."""
+    user.check_center(center)
+    return {"center": center, "year": year, "departments": await scores.yearly(session, center, year)}
+
+
+@router.get("/bulletins/{month}.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+async def bulletin_pdf(month: str, session: SessionDep, user: Reader,
+                       center: Annotated[str, Query(pattern=r"^[A-Za-z0-9]{2,32}$")]) -> Response:
+    """The monthly bulletin (通报): KPIs, sanctions, window ranking, as an A4 PDF."""
+    if not MONTH.fullmatch(month):
+        raise AppError("the month is yyyy-mm", field="month", status=422, code="invalid_month")
+    user.check_center(center)
+    document = await bulletin.bulletin(session, center, month)
+    body = await run_in_threadpool(render, document)
+    return Response(body, media_type="application/pdf",
+                    headers={"Content-Disposition": f"inline; filename=bulletin-{center}-{month}.pdf",
+                             "Cache-Control": "no-store"})

@@ -150,3 +150,33 @@ async def month_scores(session: AsyncSession, center_id: str, month: str) -> lis
 
 def _window_order(window: str) -> tuple[int, Any]:
     return (0, int(window)) if window.isdigit() else (1, window)
+
+
+async def yearly(session: AsyncSession, center_id: str, year: int) -> list[dict[str, Any]]:
+    """Per department (its windows as the queue set them up): the mean window score of each month of `year`
+    up to the current one, the deductions of the year by kind, and the year's sanctions that count."""
+    departments = {r[0]: r[1] or "-" for r in (await session.execute(text(
+        "SELECT number, department FROM hall_windows WHERE center_id = :center"), {"center": center_id})).all()}
+    today = clock.today_local()
+    last = 12 if year < today.year else (today.month if year == today.year else 0)
+    out: dict[str, dict[str, Any]] = {}
+
+    def of(dept: str) -> dict[str, Any]:
+        return out.setdefault(dept, {"department": dept, "months": {}, "deducted": dict.fromkeys(KINDS, 0),
+                                     "sanctions": {"warning": 0, "criticism": 0}})
+
+    for month in range(1, last + 1):
+        key = f"{year}-{month:02d}"
+        per: dict[str, list[int]] = {}
+        for s in await month_scores(session, center_id, key):
+            dept = departments.get(s.window, "-")
+            per.setdefault(dept, []).append(s.score)
+            for d in s.deductions:
+                of(dept)["deducted"][d.kind] += d.points
+        for dept, values in per.items():
+            of(dept)["months"][key] = round(sum(values) / len(values), 1)
+    for dept, level, n in (await session.execute(text(
+            "SELECT department, level, count(*) FROM sanctions WHERE center_id = :center AND year = :year "
+            "AND status <> 'revoked' GROUP BY 1, 2"), {"center": center_id, "year": year})).all():
+        of(dept)["sanctions"][level] = n
+    return sorted(out.values(), key=lambda d: str(d["department"]))

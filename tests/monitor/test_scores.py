@@ -7,6 +7,8 @@ import csv
 import io
 from datetime import date, timedelta
 
+from pypdf import PdfReader
+
 from services.monitor import alerts, ladder
 from services.monitor.alerts import NewAlert
 from shared.auth import Principal, Role
@@ -84,3 +86,46 @@ async def test_growing_deductions_bonuses_ranking_and_csv(service_client, tokens
         r = await client.post("/scores/bonus", headers=office, json={
             "center": CENTRE, "window": "7", "month": "2026-03", "points": 50, "reason": "x"})
         assert r.status_code == 422 and "points" in r.text
+
+
+async def test_the_yearly_roll_up_the_public_ranking_and_the_bulletin(service_client, tokens, fixed_clock):
+    office = tokens.headers("supervisor", [CENTRE], subject="office-1")
+    admin = tokens.headers("center_admin", [CENTRE])
+    fixed_clock.set(local(date(2026, 4, 10), 10))
+    async with service_client("monitor") as client:
+        maker = client.app.state.sessionmaker
+        for number, dept in (("3", "GA"), ("4", "GA"), ("7", "JS")):
+            await client.db.fetch("INSERT INTO hall_windows (center_id, number, department, active, updated_at) "
+                                  "VALUES ($1, $2, $3, true, $4)", CENTRE, number, dept, local(MARCH, 8))
+        async with maker() as session, session.begin():
+            for window, at in (("3", local(MARCH, 10)), ("3", local(MARCH, 11)), ("7", local(date(2026, 4, 2), 10))):
+                await alerts.raise_alert(session, NewAlert(
+                    cause_key=f"vacant:{window}:{at.isoformat()}", kind="vacant_window", center_id=CENTRE,
+                    window=window, text="空岗"))
+        # raised at the clock's now (April): move the March ones to March, as if raised then
+        await client.db.fetch("UPDATE alerts SET raised_at = $1 WHERE cause_key LIKE 'vacant:3:%'", local(MARCH, 10))
+        r = await client.get("/scores/yearly", headers=office, params={"center": CENTRE, "year": 2026})
+        assert r.status_code == 200, r.text
+        by = {d["department"]: d for d in r.json()["departments"]}
+        # GA in March: window 3 lost 3 + 5, window 4 nothing: mean (92 + 100) / 2
+        assert by["GA"]["months"]["2026-03"] == 96.0 and by["GA"]["deducted"]["vacancy"] == 8
+        assert by["JS"]["months"]["2026-04"] == 97.0 and by["JS"]["months"]["2026-03"] == 100.0
+        assert set(by["GA"]["months"]) == {"2026-01", "2026-02", "2026-03", "2026-04"}  # up to this month
+
+        # the public ranking only once the centre publishes it, and then without the detail
+        r = await client.get("/public/scores", params={"center": CENTRE, "month": "2026-03"})
+        assert r.status_code == 404 and r.json()["code"] == "not_published"
+        r = await client.put(f"/centers/{CENTRE}/score-settings", headers=admin, json={"publish_ranking": True})
+        assert r.status_code == 200 and r.json()["publish_ranking"] is True, r.text
+        r = await client.get("/public/scores", params={"center": CENTRE, "month": "2026-03"})
+        assert r.status_code == 200
+        assert r.json()["windows"][-1] == {"rank": 3, "window": "3", "score": 92}
+
+        # the bulletin of March as a PDF, its figures in its text
+        r = await client.get("/bulletins/2026-03.pdf", headers=office, params={"center": CENTRE})
+        assert r.status_code == 200 and r.headers["content-type"] == "application/pdf", r.text
+        printed = "".join(p.extract_text() for p in PdfReader(io.BytesIO(r.content)).pages).replace("\n", "")
+        for part in ("电子监察月度通报（2026年3月）", "窗口考评", "92"):
+            assert part in printed, (part, printed)
+        assert (await client.get("/bulletins/2026-13.pdf", headers=office,
+                                 params={"center": CENTRE})).status_code == 422

@@ -33,6 +33,8 @@ def upgrade() -> None:
     op.create_table('score_settings',
     sa.Column('center_id', sa.String(length=32), nullable=False),
     sa.Column('deductions', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('publish_ranking', sa.Boolean(), server_default=sa.text('false'), nullable=False,
+              comment="the month's ranking on the public page"),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_by', sa.String(length=32), nullable=False),
     sa.PrimaryKeyConstraint('center_id', name=op.f('pk_score_settings'))
