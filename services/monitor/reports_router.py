@@ -153,13 +153,24 @@ async def public_ranking(session: SessionDep, center: Annotated[str, Query(patte
             "windows": [{"rank": s.rank, "window": s.window, "score": s.score} for s in ranked]}
 
 
-@router.get("/scores/yearly")
+@router.get("/scores/yearly", responses={200: {"content": {"text/csv": {}}}})
 async def yearly(session: SessionDep, user: Reader, center: Annotated[str, Query(pattern=r"^[A-Za-z0-9]{2,32}$")],
-                 year: Annotated[int, Query(ge=2000, le=2100)]) -> dict[str, Any]:
+                 year: Annotated[int, Query(ge=2000, le=2100)], format: Literal["json", "csv"] = "json") -> Any:
     """The year per department: its windows' mean score per month (up to this month), what was deducted by kind,
     and the sanctions that count (警告, 通报批评)."""
     user.check_center(center)
-    return {"center": center, "year": year, "departments": await scores.yearly(session, center, year)}
+    departments = await scores.yearly(session, center, year)
+    if format == "csv":
+        months = [f"{year}-{m:02d}" for m in range(1, 13)]
+        lines = ["\ufeffdepartment," + ",".join(months) + "," + ",".join(f"deducted_{k}" for k in scores.KINDS)
+                 + ",warnings,criticisms"]
+        for d in departments:
+            lines.append(",".join([str(d["department"]), *(str(d["months"].get(m, "")) for m in months),
+                                   *(str(d["deducted"][k]) for k in scores.KINDS),
+                                   str(d["sanctions"]["warning"]), str(d["sanctions"]["criticism"])]))
+        return Response("\r\n".join(lines) + "\r\n", media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f"attachment; filename=yearly-{center}-{year}.csv"})
+    return {"center": center, "year": year, "departments": departments}
 
 
 @router.get("/bulletins/{month}.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}})

@@ -111,6 +111,9 @@ async def test_the_yearly_roll_up_the_public_ranking_and_the_bulletin(service_cl
         assert by["GA"]["months"]["2026-03"] == 96.0 and by["GA"]["deducted"]["vacancy"] == 8
         assert by["JS"]["months"]["2026-04"] == 97.0 and by["JS"]["months"]["2026-03"] == 100.0
         assert set(by["GA"]["months"]) == {"2026-01", "2026-02", "2026-03", "2026-04"}  # up to this month
+        r = await client.get("/scores/yearly", headers=office, params={"center": CENTRE, "year": 2026, "format": "csv"})
+        rows = {row["department"]: row for row in csv.DictReader(io.StringIO(r.content.decode("utf-8-sig")))}
+        assert (rows["GA"]["2026-03"], rows["GA"]["deducted_vacancy"], rows["GA"]["2026-05"]) == ("96.0", "8", "")
 
         # the public ranking only once the centre publishes it, and then without the detail
         r = await client.get("/public/scores", params={"center": CENTRE, "month": "2026-03"})
