@@ -63,8 +63,9 @@ bench-cases: install ## case registration through the gateway (wrk) against pgbe
 	$(PY) bench/cases_import_bench.py
 	$(PY) bench/documents_bench.py
 
-bench-monitor: install ## due work with 1,000,000 open cases against 10,000; the cases consumer's events/s and commit-to-applied latency; due moment to the supervision feed
+bench-monitor: install ## due work with 1,000,000 open cases against 10,000; the cases consumer's events/s and commit-to-applied latency; due moment to the supervision feed; a county month's KPIs and scores; the hall consumer's events/s
 	$(PY) bench/monitor_bench.py
+	$(PY) bench/monitor_kpi_bench.py
 
 clean:
 	rm -rf var/test-*

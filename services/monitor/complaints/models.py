@@ -17,6 +17,7 @@ class Rating(Base):
 
     __tablename__ = "ratings"
     __table_args__ = (Index("ix_ratings_center_submitted", "center_id", "submitted_at"),
+                      Index("ix_ratings_center_day", "center_id", "business_date"),  # the KPIs' month
                       {"comment": "Read copy of queue's evaluations, from evaluation.submitted (never written here)"})
 
     evaluation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
