@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -81,6 +82,11 @@ def wall_now() -> datetime:
 def local_date(at: datetime) -> date:
     """The Asia/Shanghai business date of an instant."""
     return at.astimezone(LOCAL_TZ).date()
+
+
+def local_instant(day: date, at: dtime = dtime(0)) -> datetime:
+    """The instant (UTC) of the Asia/Shanghai wall time `at` on local date `day`; midnight by default."""
+    return datetime.combine(day, at.replace(tzinfo=None), tzinfo=LOCAL_TZ).astimezone(UTC)
 
 
 _clock: Clock = RealClock()

@@ -36,7 +36,7 @@ from datetime import UTC, date, datetime, time
 from typing import Literal
 
 from shared.calendar.engine import WorkCalendar
-from shared.clock import LOCAL_TZ
+from shared.clock import LOCAL_TZ, local_instant
 from shared.errors import AppError, Conflict
 from shared.events.catalog import HallSchedule, NoonService, Period, QueueSettings, Weekday
 
@@ -321,14 +321,10 @@ def opening_seconds(plan: DayPlan, window_number: str, start: datetime, end: dat
         spans.append((plan.noon_service.start, plan.noon_service.end))
     total = 0.0
     for a, b in spans:
-        lo = max(start, _at(plan.day, a))
-        hi = min(end, _at(plan.day, b))
+        lo = max(start, local_instant(plan.day, a))
+        hi = min(end, local_instant(plan.day, b))
         total += max(0.0, (hi - lo).total_seconds())
     return int(total)
-
-
-def _at(day: date, at: time) -> datetime:
-    return datetime.combine(day, at.replace(tzinfo=None), tzinfo=LOCAL_TZ).astimezone(UTC)
 
 
 def day_close_at(settings: QueueSettings, day: date) -> datetime:

@@ -28,7 +28,6 @@ from shared.events.catalog import (
     AlertLevel,
     AlertRaised,
     AlertResolved,
-    AlertStatus,
     Handler,
 )
 from shared.events.outbox import publish
@@ -159,5 +158,3 @@ async def resolve_for_sanction(session: AsyncSession, sanction_id: int, note: st
 async def set_overdue_days(session: AsyncSession, alert_id: int, days: int) -> None:
     await session.execute(update(Alert).where(Alert.id == alert_id).values(overdue_days=days))
 
-
-STATUSES: tuple[AlertStatus, ...] = ("raised", "acknowledged", "resolved")

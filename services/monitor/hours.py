@@ -5,7 +5,7 @@ opening hours only)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -78,8 +78,8 @@ def add_opening_time(hours: HallSchedule, calendar: WorkCalendar, center_id: str
     for _ in range(MAX_DAYS_AHEAD):
         day_plan = schedule.day_plan(hours, day, schedule.day_kind(calendar, center_id, day))
         for period in day_plan.periods:
-            lo = max(start, _local(day, period.start))
-            hi = _local(day, period.end)
+            lo = max(start, clock.local_instant(day, period.start))
+            hi = clock.local_instant(day, period.end)
             if hi <= lo:
                 continue
             span = int((hi - lo).total_seconds())
@@ -88,7 +88,3 @@ def add_opening_time(hours: HallSchedule, calendar: WorkCalendar, center_id: str
             left -= span
         day += timedelta(days=1)
     raise ValueError(f"no opening hours within {MAX_DAYS_AHEAD} days of {start.isoformat()} at {center_id}")
-
-
-def _local(day: date, at: time) -> datetime:
-    return datetime.combine(day, at.replace(tzinfo=None), tzinfo=clock.LOCAL_TZ).astimezone(UTC)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import text
@@ -100,9 +100,7 @@ def _sql(group: str) -> str:
 
 
 def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    lo = datetime.combine(start, time(0), tzinfo=clock.LOCAL_TZ).astimezone(UTC)
-    hi = datetime.combine(end + timedelta(days=1), time(0), tzinfo=clock.LOCAL_TZ).astimezone(UTC)
-    return lo, hi
+    return clock.local_instant(start), clock.local_instant(end + timedelta(days=1))
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -386,14 +386,3 @@ async def on_rectification_due(session: AsyncSession, payload: dict[str, Any], t
         text=(f"整改逾期：{dept}的{LEVEL_WORDS[sanction.level]}（{sanction.notice_no}）整改期限已于"
               f"{clock.local_date(sanction.rectification_due_at):%Y年%m月%d日}届满，尚未报送整改情况。")))
 
-
-async def ladder_counts(session: AsyncSession, center_id: str, year: int) -> dict[str, dict[str, int]]:
-    """Per department, the year's sanctions that count, by level."""
-    rows = (await session.execute(
-        select(Sanction.department, Sanction.level, func.count())
-        .where(Sanction.center_id == center_id, Sanction.year == year, Sanction.status != "revoked")
-        .group_by(Sanction.department, Sanction.level))).all()
-    out: dict[str, dict[str, int]] = {}
-    for dept, level, n in rows:
-        out.setdefault(dept, {})[level] = n
-    return out

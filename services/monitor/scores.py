@@ -17,7 +17,7 @@ something counted or a bonus in the month."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -98,8 +98,7 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     year, mon = int(month[:4]), int(month[5:7])
     first = date(year, mon, 1)
     after = date(year + (mon == 12), mon % 12 + 1, 1)
-    return (datetime.combine(first, time(0), tzinfo=clock.LOCAL_TZ).astimezone(UTC),
-            datetime.combine(after, time(0), tzinfo=clock.LOCAL_TZ).astimezone(UTC))
+    return clock.local_instant(first), clock.local_instant(after)
 
 
 async def deductions_of(session: AsyncSession, center_id: str) -> dict[str, list[int]]:

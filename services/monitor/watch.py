@@ -48,7 +48,6 @@ from shared.events.envelope import Envelope
 PAUSED = frozenset({"supplement", "special", "forwarded"})
 CLOSED = frozenset({"completed", "delivered", "withdrawn"})
 CLOCK_KINDS = ("monitor.warn", "monitor.due", "monitor.stage")
-CLOCK_ALERTS = ("early_warning", "overdue", "stage_overrun")
 
 
 def _date(at: datetime) -> str:

@@ -104,23 +104,6 @@ async def take_waiting_ticket(session: AsyncSession, ticket_id: int) -> Ticket |
                                 .with_for_update(skip_locked=True).execution_options(populate_existing=True))
 
 
-async def median_service_seconds(session: AsyncSession, center_id: str, service_code: str,
-                                 since: datetime) -> float | None:
-    value = await session.scalar(select(func.percentile_cont(0.5).within_group(
-        func.extract("epoch", Ticket.ended_at - Ticket.started_at))).where(
-        Ticket.center_id == center_id, Ticket.service_code == service_code, Ticket.status == "done",
-        Ticket.ended_at >= since, Ticket.started_at.is_not(None)))
-    return float(value) if value is not None else None
-
-
-async def open_windows_serving(session: AsyncSession, center_id: str, service_code: str) -> int:
-    stmt = select(func.count()).select_from(Window).join(WindowService, and_(
-        WindowService.center_id == Window.center_id, WindowService.window == Window.number)).where(
-        Window.center_id == center_id, Window.state == "open", WindowService.service_code == service_code,
-        WindowService.weight > 0)
-    return int(await session.scalar(stmt) or 0)
-
-
 async def waiting_counts(session: AsyncSession, center_id: str, day: date) -> dict[str, int]:
     """Every active service of the centre with its number of waiting tickets (0 included)."""
     counts = dict((await session.execute(select(Ticket.service_code, func.count()).where(

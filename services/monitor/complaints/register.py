@@ -6,7 +6,7 @@ resolved, upheld or dismissed (complaint.resolved with the outcome for the compl
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,7 +66,7 @@ async def due_at(session: AsyncSession, center_id: str, severity: str, received_
     if severity == "general":
         return calendar.due_at(clock.local_date(received_at), 1, center_id)
     day = clock.local_date(received_at) + timedelta(days=MAJOR_DAYS)
-    return datetime.combine(day, END_OF_DAY, tzinfo=clock.LOCAL_TZ).astimezone(UTC)
+    return clock.local_instant(day, END_OF_DAY)
 
 
 def _contact(pii: PersonalData, raw: str) -> tuple[str, dict[str, str]]:

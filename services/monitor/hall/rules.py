@@ -93,10 +93,6 @@ def _hm(at: datetime) -> str:
     return at.astimezone(clock.LOCAL_TZ).strftime("%H:%M")
 
 
-def _local(day: date, at: time) -> datetime:
-    return datetime.combine(day, at.replace(tzinfo=None), tzinfo=clock.LOCAL_TZ).astimezone(UTC)
-
-
 # --- services ------------------------------------------------------------------------------------------
 
 async def copy_service(session: AsyncSession, envelope: Envelope) -> None:
@@ -161,7 +157,7 @@ def vacancy_moment(hall: HallSchedule, calendar: WorkCalendar, center_id: str, w
         plan = schedule.day_plan(hall, day, schedule.day_kind(calendar, center_id, day))
         left = float(limit_s)
         for a, b in window_spans(plan, window):
-            lo, hi = max(since, _local(day, a)), _local(day, b)
+            lo, hi = max(since, clock.local_instant(day, a)), clock.local_instant(day, b)
             if hi <= lo:
                 continue
             span = (hi - lo).total_seconds()
