@@ -1590,3 +1590,35 @@ class FollowupOverdue(EventData):
     version: ClassVar[int] = 1
 
     followup: FollowupFacts
+
+
+# notify (通知): what it posts to its live feeds
+
+
+class FeedRef(BaseModel):
+    """What a feed message is about, for the screen to link it: an event and the subject it names."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str
+    event_type: str
+    case_no: str | None = None
+    alert_id: int | None = None
+    sanction_id: int | None = None
+    complaint_id: int | None = None
+    ticket_id: int | None = None
+
+
+@event_model
+class DeliveryFeedPosted(EventData):
+    """A message posted to a notify feed (notify): `department:<centre>:<code>`, `supervision:<centre>` or
+    `window:<centre>:<number>`; only that feed's members are sent it."""
+
+    type: Literal["delivery.feed_posted"] = "delivery.feed_posted"
+    version: ClassVar[int] = 1
+
+    delivery_id: int
+    feed: str
+    center_id: str | None = None
+    text: str
+    refs: FeedRef

@@ -540,8 +540,19 @@ async def seed_monitor(service: str, client: httpx.AsyncClient, admin: dict[str,
     return Seeds({**seeds.values, **values}, fresh={**seeds.fresh, **fresh})
 
 
+async def seed_notify(service: str, client: httpx.AsyncClient, admin: dict[str, str]) -> Seeds:
+    """The read copies' seed, and the recipients and subscriptions of tests/authz/seed_notify.py."""
+    from tests.authz.seed_notify import seed_notify as recipients
+    from tests.authz.seed_notify_deliveries import seed_deliveries
+
+    seeds = await seed_read_copy(service, client, admin)
+    values, fresh = await recipients(client, admin, CENTER)
+    dead, fresh_dead = await seed_deliveries(client, CENTER)
+    return Seeds({**seeds.values, **values, **dead}, fresh={**seeds.fresh, **fresh, **fresh_dead})
+
+
 SEEDS: dict[str, Callable[[str, httpx.AsyncClient, dict[str, str]], Awaitable[Seeds]]] = {
-    "queue": seed_queue, "cases": seed_cases, "monitor": seed_monitor, "notify": seed_read_copy,
+    "queue": seed_queue, "cases": seed_cases, "monitor": seed_monitor, "notify": seed_notify,
     "identity": seed_identity,
 }
 

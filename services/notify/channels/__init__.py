@@ -1,0 +1,1 @@
+"""The channels notify sends on, as adapters behind one interface (`base.Channel`)."""
