@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import httpx
@@ -25,7 +25,10 @@ from shared.devinfra.kafka import EmbeddedKafka
 from shared.devinfra.postgres import EmbeddedPostgres, free_port
 from shared.migrate import upgrade
 
-pytest_plugins = ["tests.plugins.secret_scan"]  # fails the run if a log line holds a secret
+pytest_plugins = [
+    "tests.plugins.secret_scan",  # fails the run if a log line holds a secret
+    "tests.plugins.pii_scan",  # fails it if a row of notify's holds a phone or ID number in clear
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = f"{os.getpid()}"
@@ -78,12 +81,18 @@ def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
 class ServiceDatabase:
     """One migrated database of a service for the whole session; `reset()` empties its tables."""
 
+    before_emptied: ClassVar[list[Callable[[ServiceDatabase], Awaitable[None]]]] = []
+    """Run with the database before its rows go, at each `reset()` and before the session drops it (the
+    personal-data scan, tests/plugins/pii_scan.py, reads notify's rows there)."""
+
     def __init__(self, service: str, url: str) -> None:
         self.service = service
         self.url = url
         self.dsn = asyncpg_dsn(url)
 
     async def reset(self) -> None:
+        for hook in self.before_emptied:
+            await hook(self)
         conn = await asyncpg.connect(self.dsn)
         try:
             tables = await conn.fetch(
@@ -96,6 +105,11 @@ class ServiceDatabase:
                 await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
         finally:
             await conn.close()
+
+    async def drop(self) -> None:
+        for hook in self.before_emptied:
+            await hook(self)
+        await drop_database(self.url)
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(self.dsn)
@@ -125,7 +139,7 @@ def service_databases(pg_server: str) -> Iterator[Callable[[str], ServiceDatabas
 
     yield get
     for db in made.values():
-        in_thread(lambda url: asyncio.run(drop_database(url)), db.url)
+        in_thread(lambda d: asyncio.run(d.drop()), db)
 
 
 @pytest.fixture

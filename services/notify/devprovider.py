@@ -114,8 +114,12 @@ def quiet_smtp_logs() -> None:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket (port 0 picks a free one), so a taken port fails the start with a clear OSError."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    """A listening socket (port 0 picks a free one), so a taken port fails the start with a clear OSError.
+
+    Created with proto IPPROTO_TCP: asyncio sets TCP_NODELAY only on connections whose socket says so (the
+    accepted ones take the listener's proto), and without it each answer written in two parts (uvicorn writes
+    the headers, then the body) waits ~40 ms for the client's delayed ACK (Nagle)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -6,7 +6,7 @@ One round:
    `status = sending`, a lease, and an attempt row recorded *before* the call; an expired claim's open
    attempt is marked `interrupted`. An SMS found in the quiet hours is held instead; one over its
    recipient's rate limit waits until the limit allows it.
-2. Send, `dispatch_concurrency` at a time. The sealed address (and a webhook's secret) is opened here, for
+2. Send, `dispatch_concurrency` at a time, recording the results (3) as they come in groups of that size. The sealed address (and a webhook's secret) is opened here, for
    this call only; every attempt of a delivery sends the same idempotency key, so a provider that accepted
    a message before our process died recognises the retry.
 3. Record (one transaction): accepted → `sent` with the provider's id; a transient failure → `pending`
@@ -118,8 +118,16 @@ class Dispatcher:
         claimed = await self._claim()
         if not claimed:
             return 0
-        results = await asyncio.gather(*(self._send(c) for c in claimed))
-        await self._record(results)
+        # results are recorded as they come, a concurrency's worth at a time, so that a process dying
+        # mid-batch leaves at most twice the concurrency sent and not recorded (sent again, with their key)
+        buffer: list[_Result] = []
+        for finished in asyncio.as_completed([asyncio.create_task(self._send(c)) for c in claimed]):
+            buffer.append(await finished)
+            if len(buffer) >= self.settings.dispatch_concurrency:
+                await self._record(buffer)
+                buffer = []
+        if buffer:
+            await self._record(buffer)
         return len(claimed)
 
     # --- 1. claim ----------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""`make run`: the embedded PostgreSQL and broker (unless configured otherwise), every service and worker,
-and the gateway, as supervised child processes (shared.devinfra.supervisor): one that dies is restarted
-with backoff while the rest keep serving; Ctrl-C (SIGINT) or SIGTERM stops them all and leaves nothing behind.
+"""`make run`: the embedded PostgreSQL and broker (unless configured otherwise), notify's development SMS/e-mail
+provider, every service and worker, and the gateway, as supervised child processes (shared.devinfra.supervisor):
+one that dies is restarted with backoff while the rest keep serving; Ctrl-C (SIGINT) or SIGTERM stops them all
+and leaves nothing behind.
 
 A second run reuses the data under var/. Everything is configured through HALL_DEV_* settings.
 """
@@ -16,6 +17,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +34,7 @@ from shared.events.kafka import ensure_topics, new_admin
 from shared.migrate import SERVICES_WITH_DB, upgrade
 
 SERVICES = SERVICES_WITH_DB  # each has its own database and worker
+DEVPROVIDER_READY_SECONDS = 20.0
 
 
 class DevSettings(BaseSettings):
@@ -47,6 +51,10 @@ class DevSettings(BaseSettings):
     envoy_admin_port: int = 9901  # loopback only
     envoy_stats_port: int = 9902  # /stats/prometheus
     envoy_concurrency: int = 1  # worker threads: one carries a county hall and leaves the cores to the services
+    # the development SMS/e-mail provider (services.notify.devprovider): HTTP (POST/GET /sms, GET /mail) and
+    # SMTP with STARTTLS; the ports notify's settings default to
+    devprovider_http_port: int = 8025
+    devprovider_smtp_port: int = 8026
     workers: bool = True
 
 
@@ -148,6 +156,53 @@ def _uvicorn_spec(name: str, app: str, host: str, port: int, env: dict[str, str]
                      env=env, log=var / "log" / f"{name}.log")
 
 
+def devprovider_url(dev: DevSettings) -> str:
+    return f"http://{dev.host}:{dev.devprovider_http_port}"
+
+
+def _devprovider_spec(dev: DevSettings, var: Path, env: dict[str, str], stopping: Callable[[], bool]) -> ChildSpec:
+    """The notify development provider (services.notify.devprovider): SMS in the generic JSON format and an SMTP
+    server with STARTTLS, nothing leaving the machine, their messages listed by `GET /sms` and `GET /mail`. At
+    each start it writes a self-signed certificate to var/devprovider/smtp-cert.pem, notify's CA file. A start
+    is over once /healthz answers, which it does only with the certificate written and both ports listening:
+    the notify service and worker start after it."""
+    health = f"{devprovider_url(dev)}/healthz"
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+
+    def ready() -> None:
+        deadline = monotonic() + DEVPROVIDER_READY_SECONDS
+        while not stopping():  # Ctrl-C meanwhile: main() stops what was started
+            try:
+                with direct.open(health, timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except (OSError, ValueError):
+                pass
+            if monotonic() > deadline:
+                raise TimeoutError(f"no answer from {health} in {DEVPROVIDER_READY_SECONDS:g} s")
+            time.sleep(0.05)
+
+    return ChildSpec("notify-devprovider",
+                     [sys.executable, "-m", "services.notify.devprovider", "--host", dev.host,
+                      "--http-port", str(dev.devprovider_http_port), "--smtp-port", str(dev.devprovider_smtp_port),
+                      "--cert-dir", str(var / "devprovider")],
+                     env=env, log=var / "log" / "notify-devprovider.log", after_start=ready)
+
+
+def _use_devprovider(dev: DevSettings, var: Path, env: dict[str, str]) -> None:
+    """Point notify (its API and worker) at the development provider, unless an SMS provider
+    (NOTIFY_SMS__PROVIDER) or an SMTP server (NOTIFY_SMTP__HOST) of one's own is configured: those are kept."""
+    if "NOTIFY_SMS__PROVIDER" not in env:
+        env["NOTIFY_SMS__PROVIDER"] = "dev"
+        env["NOTIFY_SMS__URL"] = f"{devprovider_url(dev)}/sms"
+    if "NOTIFY_SMTP__HOST" not in env:
+        env["NOTIFY_SMTP__HOST"] = dev.host
+        env["NOTIFY_SMTP__PORT"] = str(dev.devprovider_smtp_port)
+        env["NOTIFY_SMTP__STARTTLS"] = "true"
+        env["NOTIFY_SMTP__VALIDATE_CERTS"] = "true"  # against the provider's own certificate
+        env["NOTIFY_SMTP__CA_FILE"] = str(var / "devprovider" / "smtp-cert.pem")
+
+
 def _gateway_spec(dev: DevSettings, var: Path, jwt_public_key: str) -> ChildSpec:
     """Envoy, the one public port, in front of every service: deploy/envoy/envoy.yaml.j2 rendered with the
     development values into var/envoy/envoy.yaml at each start; it checks tokens with the public key only."""
@@ -217,6 +272,10 @@ def main() -> int:
         if supervisor.stopping:  # Ctrl-C while migrating
             return 0
         demo = _demo_admin(var, env)
+        _use_devprovider(dev, var, env)
+        supervisor.start(_devprovider_spec(dev, var, env, lambda: supervisor.stopping))
+        if supervisor.stopping:  # Ctrl-C while it started
+            return 0
         for offset, service in enumerate(SERVICES):
             supervisor.start(_uvicorn_spec(service, f"services.{service}.main:create_app", dev.host,
                                            dev.first_service_port + offset, env, var))
@@ -232,6 +291,9 @@ def main() -> int:
             port = dev.first_service_port + offset
             print(f"  {service:<12} {gateway}/api/{service}/   docs {gateway}/api/{service}/docs   "
                   f"(direct :{port})", flush=True)
+        dev_url = devprovider_url(dev)
+        print(f"  devprovider  SMS {dev_url}/sms   e-mail {dev_url}/mail   (the development provider: nothing "
+              f"leaves the machine; SMTP {dev.host}:{dev.devprovider_smtp_port} with STARTTLS)", flush=True)
         print(f"  postgres     {server}", flush=True)
         print(f"  kafka        {env['HALL_KAFKA_BOOTSTRAP']}", flush=True)
         print(f"  logs         {var / 'log'}/", flush=True)

@@ -1,7 +1,7 @@
 """`make run`: the launcher starts PostgreSQL, the broker, every service and the gateway; all five answer
-/healthz through the gateway; SIGINT leaves no process behind; a second start finds the data. It
-supervises: a killed broker comes back empty and every write still reaches every read copy once; a
-killed service is restarted and healthy again."""
+/healthz through the gateway; notify's development provider gets the e-mail and SMS of a subscription; SIGINT
+leaves no process behind; a second start finds the data. It supervises: a killed broker comes back empty and
+every write still reaches every read copy once; a killed service is restarted and healthy again."""
 
 import asyncio
 import json
@@ -60,6 +60,7 @@ class Launch:
             "HALL_DEV_FIRST_SERVICE_PORT": str(_consecutive_free_ports(6)),
             "WORKER_HEALTH_PORT_BASE": str(_consecutive_free_ports(6) + 6),
             "HALL_DEV_ENVOY_ADMIN_PORT": str(free_port()), "HALL_DEV_ENVOY_STATS_PORT": str(free_port()),
+            "HALL_DEV_DEVPROVIDER_HTTP_PORT": str(free_port()), "HALL_DEV_DEVPROVIDER_SMTP_PORT": str(free_port()),
         })
         self.proc: subprocess.Popen[bytes] | None = None
         self.tree: list[psutil.Process] = []
@@ -68,6 +69,11 @@ class Launch:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def devprovider(self) -> str:
+        """The development SMS/e-mail provider's HTTP address (GET /sms, GET /mail)."""
+        return f"http://127.0.0.1:{self.env['HALL_DEV_DEVPROVIDER_HTTP_PORT']}"
 
     def start(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "shared.devinfra.run"], cwd=ROOT, env=self.env,
@@ -180,7 +186,31 @@ def launch(request):
     shutil.rmtree(var, ignore_errors=True)
 
 
+def _subscribe(gateway: str, headers: dict[str, str], kind: str, address: str) -> int:
+    """An extra recipient of every centre, subscribed to center.upserted on its channel; its id."""
+    created = httpx.post(f"{gateway}/api/notify/recipients", headers=headers, timeout=10,
+                         json={"kind": kind, "name": f"值班{kind}", "address": address})
+    assert created.status_code == 201, created.text
+    recipient = created.json()["id"]
+    subscribed = httpx.post(f"{gateway}/api/notify/subscriptions", headers=headers, timeout=10,
+                            json={"recipient_id": recipient, "event_types": ["center.upserted"], "channel": kind})
+    assert subscribed.status_code == 201, subscribed.text
+    return int(recipient)
+
+
+def _listed(url: str, timeout: float = 60) -> list[dict]:
+    """What the development provider lists at `url`, once it lists something."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = httpx.get(url, timeout=5).raise_for_status().json()
+        if listed or time.monotonic() > deadline:
+            return listed
+        time.sleep(0.3)
+
+
 def test_make_run_starts_everything_stops_cleanly_and_keeps_data(launch):
+    # no SMS quiet hours (22:00-08:00 would hold the SMS below till morning): the same outcome at any hour
+    launch.env.update({"NOTIFY_QUIET_START": "00:00", "NOTIFY_QUIET_END": "00:00"})
     launch.start()
     health = launch.wait_healthy()
     assert health == {"status": "ok", "service": "gateway"}  # Envoy: every service passes its health checks
@@ -198,18 +228,56 @@ def test_make_run_starts_everything_stops_cleanly_and_keeps_data(launch):
                        json={"username": demo["username"], "password": demo["password"]})
     assert login.status_code == 200, login.text
     headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+    # the development SMS/e-mail provider: up before notify, empty, its listings printed, notify pointed at it
+    provider = launch.devprovider
+    assert httpx.get(f"{provider}/healthz", timeout=5).json() == {"status": "ok", "service": "notify-devprovider"}
+    assert httpx.get(f"{provider}/sms", timeout=5).json() == []
+    assert httpx.get(f"{provider}/mail", timeout=5).json() == []
+    printed = launch.wait_for_line("  devprovider ")
+    assert f"{provider}/sms" in printed and f"{provider}/mail" in printed, printed
+    worker_env = launch.child("services.notify.worker").environ()
+    assert (worker_env["NOTIFY_SMS__PROVIDER"], worker_env["NOTIFY_SMS__URL"]) == ("dev", f"{provider}/sms")
+    ca_file = Path(worker_env["NOTIFY_SMTP__CA_FILE"])
+    assert ca_file == launch.var / "devprovider" / "smtp-cert.pem" and ca_file.is_file()
+    # end to end: the admin subscribes a mailbox and a phone to center.upserted; creating a centre sends both
+    # through the worker to the provider, the e-mail over STARTTLS checked against that certificate
+    mail_recipient = _subscribe(launch.url, headers, "email", "duty.office@example.org")
+    sms_recipient = _subscribe(launch.url, headers, "sms", "13912345678")
+
     created = httpx.post(f"{launch.url}/api/queue/centers", json={"id": "320102", "name": "玄武区政务服务中心"},
                          headers=headers, timeout=10)
     assert created.status_code == 201, created.text
+    mails, texts = _listed(f"{provider}/mail"), _listed(f"{provider}/sms")
+    assert [(m["to_masked"], "center.upserted" in m["subject"], "玄武区政务服务中心" in m["body"]) for m in mails] \
+        == [("d***@example.org", True, True)], mails
+    assert [(t["to_masked"], t["template_key"], "center.upserted" in t["text"]) for t in texts] \
+        == [("139****5678", "generic_sms", True)], texts
+    # notify records the provider's id once it answered: one delivery each, sent at the first attempt
+    expected = sorted([(mail_recipient, "email", "sent", mails[0]["id"], 1),
+                       (sms_recipient, "sms", "sent", texts[0]["id"], 1)])
+    deadline = time.monotonic() + 30
+    while True:
+        deliveries = httpx.get(f"{launch.url}/api/notify/deliveries", headers=headers, timeout=10).json()
+        recorded = sorted((d["recipient_id"], d["channel"], d["status"], d["provider_id"], len(d["attempt_log"]))
+                          for d in deliveries if d["recipient_id"] in (mail_recipient, sms_recipient))
+        if recorded == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert recorded == expected, deliveries
     launch.record_tree()
     assert len(launch.tree) >= 6  # five servers, and postgres with its helpers at least
 
     assert launch.interrupt() == 0
     left = launch.survivors()
     assert left == [], left
+    # the provider was stopped by SIGTERM and shut down (not killed): its log says so
+    assert "devprovider_stopped" in (launch.var / "log" / "notify-devprovider.log").read_text()
 
     launch.start()
     launch.wait_healthy()
+    # a new provider process, on a new certificate, empty again (it keeps its messages in memory)
+    assert httpx.get(f"{provider}/mail", timeout=5).json() == []
     again = httpx.get(f"{launch.url}/api/queue/centers/320102", headers={"Authorization": f"Bearer {launch.token()}"},
                       timeout=10)
     assert again.status_code == 200 and again.json()["name"] == "玄武区政务服务中心"
