@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-pg15 migrate lint envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor install clean
+.PHONY: run test test-pg15 migrate lint envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor bench-notify install clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -66,6 +66,9 @@ bench-cases: install ## case registration through the gateway (wrk) against pgbe
 bench-monitor: install ## due work with 1,000,000 open cases against 10,000; the cases consumer's events/s and commit-to-applied latency; due moment to the supervision feed; a county month's KPIs and scores; the hall consumer's events/s
 	$(PY) bench/monitor_bench.py
 	$(PY) bench/monitor_kpi_bench.py
+
+bench-notify: install ## webhook deliveries/s through the dispatcher to a local receiver (and the receiver's own capacity); one alert to 500 SSE clients of a notify feed, p99 arrival
+	$(PY) bench/notify_bench.py
 
 clean:
 	rm -rf var/test-*

@@ -70,7 +70,7 @@ class Settings(ServiceSettings):
     quiet_start: str = "22:00"
     quiet_end: str = "08:00"
     urgent_templates: list[str] = Field(
-        default_factory=lambda: ["ticket_turn_near"],
+        default_factory=lambda: ["ticket_turn_near_sms"],
         description="template keys whose SMS pass the quiet hours (a turn that is near will not wait till morning)")
     sms_rate_limit: int = Field(10, ge=1, description="SMS per recipient per sms_rate_window_seconds; more wait")
     sms_rate_window_seconds: float = 3600.0

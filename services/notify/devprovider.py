@@ -7,7 +7,8 @@ server with STARTTLS, whose messages can be listed. Nothing leaves the machine.
   repeated idempotency key gets the first message's id back and stores nothing new.
 - `GET /sms` lists the messages: id, to_masked, text, template_key, received_at (the number only masked).
 - SMTP on --smtp-port offers STARTTLS with a self-signed certificate made at start (written to --cert-dir,
-  a temporary directory by default, as `smtp-cert.pem`: notify validates it with NOTIFY_SMTP__CA_FILE) and
+  a temporary directory by default, as `smtp-cert.pem`: notify validates it with NOTIFY_SMTP__CA_FILE; one
+  already in --cert-dir that still covers the hosts is kept across restarts) and
   takes any AUTH login once TLS is up; a repeated Message-ID is stored once.
 - `GET /mail` lists the mails: id, to_masked, subject, body, message_id, received_at.
 
@@ -92,6 +93,38 @@ def self_signed_certificate(directory: Path, hosts: Sequence[str] = ("localhost"
                                            serialization.NoEncryption()))
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
+
+
+def kept_certificate(directory: Path, hosts: Sequence[str]) -> tuple[Path, Path]:
+    """The certificate already in `directory` when it still serves: it matches its key, covers every one of
+    `hosts` and has more than a day to run; otherwise a new one. So a restarted `make run` keeps the CA file
+    notify (or a mail client told to trust it) already holds."""
+    cert_path, key_path = directory / CERT_NAME, directory / KEY_NAME
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        covered = {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+        covered |= set(names.get_values_for_type(x509.DNSName))
+        wanted = {str(ipaddress.ip_address(h)) if _is_ip(h) else h for h in hosts}
+        fresh = certificate.not_valid_after_utc - wall_now() > timedelta(days=1)
+        same_key = key.public_key().public_bytes(serialization.Encoding.DER,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo) == \
+            certificate.public_key().public_bytes(serialization.Encoding.DER,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+        if wanted <= covered and fresh and same_key:
+            return cert_path, key_path
+    except (OSError, ValueError, TypeError, x509.ExtensionNotFound):
+        pass  # missing, unreadable or not ours: made again
+    return self_signed_certificate(directory, hosts)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -297,7 +330,9 @@ class DevProvider:
         if directory is None:
             self._temp = tempfile.TemporaryDirectory(prefix="hall-devprovider-")
             directory = Path(self._temp.name)
-        cert, key = self_signed_certificate(directory, ("localhost", "127.0.0.1", self.host))
+        hosts = ("localhost", "127.0.0.1", self.host)
+        cert, key = kept_certificate(directory, hosts) if self.cert_dir is not None else \
+            self_signed_certificate(directory, hosts)
         self.ca_file = cert
         tls = server_tls_context(cert, key)
         outbox, handler = self.outbox, DevMailHandler(self.outbox)

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -44,6 +45,21 @@ from shared.db import make_sessionmaker
 from shared.waiting import pause
 
 log = logging.getLogger("services.notify.dispatcher")
+
+# the tables themselves, for the set-based statements (executemany with bound parameters, not the ORM's bulk mode)
+_DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
+_ATTEMPTS: Table = DeliveryAttempt.__table__  # type: ignore[assignment]
+_RECORD_SENT = sql_text(
+    "UPDATE deliveries AS d SET status = 'sent', provider_id = v.provider_id, sent_at = :now, lease_until = NULL, "
+    "last_error = NULL FROM unnest(CAST(:ids AS bigint[]), CAST(:providers AS text[])) AS v(id, provider_id) "
+    "WHERE d.id = v.id")
+_RECORD_ATTEMPTS = sql_text(
+    "UPDATE delivery_attempts AS a SET finished_at = :now, outcome = v.outcome, provider_id = v.provider_id, "
+    "error = v.error FROM unnest(CAST(:ids AS bigint[]), CAST(:numbers AS integer[]), CAST(:outcomes AS text[]), "
+    "CAST(:providers AS text[]), CAST(:errors AS text[])) AS v(delivery_id, number, outcome, provider_id, error) "
+    "WHERE a.delivery_id = v.delivery_id AND a.number = v.number")
+_CLAIMED_COLUMNS = ("id", "key", "channel", "template_key", "status", "attempts", "budget_from", "occurred_at",
+                    "address_sealed", "address_hash", "subject", "body", "params", "urgent")
 
 
 @dataclass
@@ -136,17 +152,22 @@ class Dispatcher:
         cfg = self.settings
         now = clock.now()
         async with self._sessionmaker() as session, session.begin():
-            due = (await session.execute(
-                select(Delivery, Recipient.secret_sealed)
-                .outerjoin(Recipient, Recipient.id == Delivery.recipient_id)
-                .where(or_(and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
-                           and_(Delivery.status == "sending", Delivery.lease_until <= now)))
-                .order_by(Delivery.next_attempt_at, Delivery.id)
-                .limit(cfg.dispatch_batch)
-                .with_for_update(of=Delivery, skip_locked=True))).all()
+            # two index scans, each in its partial index's order and limited (one OR'd query sorted every due
+            # row before taking the batch): the claims whose lease ran out first, then the pending by due time
+            columns = (*(_DELIVERIES.c[name] for name in _CLAIMED_COLUMNS), Recipient.secret_sealed)
+            claim = (select(*columns).select_from(_DELIVERIES)
+                     .outerjoin(Recipient, Recipient.id == Delivery.recipient_id)
+                     .with_for_update(of=_DELIVERIES, skip_locked=True))
+            due = list((await session.execute(
+                claim.where(Delivery.status == "sending", Delivery.lease_until <= now)
+                .order_by(Delivery.lease_until).limit(cfg.dispatch_batch))).all())
+            if len(due) < cfg.dispatch_batch:
+                due += (await session.execute(
+                    claim.where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
+                    .order_by(Delivery.next_attempt_at).limit(cfg.dispatch_batch - len(due)))).all()
             if not due:
                 return []
-            interrupted = [d.id for d, _ in due if d.status == "sending"]
+            interrupted = [d.id for d in due if d.status == "sending"]
             if interrupted:
                 await session.execute(update(DeliveryAttempt).where(
                     DeliveryAttempt.delivery_id.in_(interrupted), DeliveryAttempt.outcome.is_(None)).values(
@@ -155,17 +176,21 @@ class Dispatcher:
                 metrics.ATTEMPTS.labels("-", "interrupted").inc(len(interrupted))
             quiet = planner.quiet_until(now, cfg.quiet_start, cfg.quiet_end)
             opened: dict[int, str] = {}
+            addresses: dict[str, str] = {}
             hashes: dict[int, str] = {}
             claimed: list[_Claimed] = []
             held: list[int] = []
-            for delivery, _ in due:
+            for delivery in due:
                 if delivery.channel == "sms" and quiet is not None and not delivery.urgent:
                     held.append(delivery.id)
                     continue
-                try:
-                    opened[delivery.id] = pii.unseal(self._private, delivery.address_sealed or "")
-                except Exception:
-                    opened[delivery.id] = ""  # sent as is: the channel refuses it permanently, never logged
+                sealed = delivery.address_sealed or ""
+                if sealed not in addresses:  # a recipient's deliveries share its sealed address: opened once
+                    try:
+                        addresses[sealed] = pii.unseal(self._private, sealed)
+                    except Exception:
+                        addresses[sealed] = ""  # sent as is: the channel refuses it permanently, never logged
+                opened[delivery.id] = addresses[sealed]
                 if delivery.channel == "sms" and opened[delivery.id]:
                     hashes[delivery.id] = pii.keyed_hash(self._hash_key, "phone", _digits(opened[delivery.id]))
             if held:
@@ -174,27 +199,38 @@ class Dispatcher:
                 assert quiet is not None
                 await timers.schedule(session, planner.RELEASE_TIMER, quiet.isoformat(), quiet, {})
             limited = await self._rate_limited(session, now, hashes)
-            for delivery, secret_sealed in due:
-                if delivery.id in held:
+            if limited:
+                await session.execute(update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("b_id")).values(
+                    status="pending", next_attempt_at=bindparam("b_at"), lease_until=None,
+                    address_hash=bindparam("b_hash")),
+                    [{"b_id": i, "b_at": at, "b_hash": hashes[i]} for i, at in limited.items()])
+                for delivery in due:
+                    if delivery.id in limited:
+                        metrics.DEFERRED.labels(delivery.template_key).inc()
+            secrets: dict[str, str] = {}  # an endpoint's secret, opened once a round
+            for delivery in due:
+                if delivery.id in held or delivery.id in limited:
                     continue
-                if delivery.id in limited:
-                    await session.execute(update(Delivery).where(Delivery.id == delivery.id).values(
-                        status="pending", next_attempt_at=limited[delivery.id], lease_until=None,
-                        address_hash=hashes[delivery.id]))
-                    metrics.DEFERRED.labels(delivery.template_key).inc()
-                    continue
-                attempt = delivery.attempts + 1
-                await session.execute(update(Delivery).where(Delivery.id == delivery.id).values(
-                    status="sending", attempts=attempt, lease_until=now + timedelta(seconds=cfg.send_lease_seconds),
-                    address_hash=hashes.get(delivery.id, delivery.address_hash)))
                 secret = None
+                secret_sealed = delivery.secret_sealed
                 if delivery.channel == "webhook" and secret_sealed:
-                    secret = pii.unseal(self._private, secret_sealed)
+                    if secret_sealed not in secrets:
+                        secrets[secret_sealed] = pii.unseal(self._private, secret_sealed)
+                    secret = secrets[secret_sealed]
                 claimed.append(_Claimed(
-                    delivery.id, str(delivery.key), delivery.channel, delivery.template_key, attempt,
+                    delivery.id, str(delivery.key), delivery.channel, delivery.template_key, delivery.attempts + 1,
                     delivery.budget_from, delivery.occurred_at, opened[delivery.id], secret, delivery.subject,
                     delivery.body, dict(delivery.params or {})))
             if claimed:
+                # set-based: one statement for the claim, one for the SMS's address hashes, one for the attempts
+                # (a statement per row cost more than the sending itself)
+                await session.execute(update(_DELIVERIES).where(_DELIVERIES.c.id.in_([c.id for c in claimed])).values(
+                    status="sending", attempts=_DELIVERIES.c.attempts + 1,
+                    lease_until=now + timedelta(seconds=cfg.send_lease_seconds)))
+                hashed = [{"b_id": c.id, "b_hash": hashes[c.id]} for c in claimed if c.id in hashes]
+                if hashed:
+                    await session.execute(update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("b_id")).values(
+                        address_hash=bindparam("b_hash")), hashed)
                 await session.execute(pg_insert(DeliveryAttempt).values([
                     {"delivery_id": c.id, "number": c.attempt, "started_at": now} for c in claimed]))
         return claimed
@@ -249,12 +285,13 @@ class Dispatcher:
         cfg = self.settings
         now = clock.now()
         counted: list[tuple[str, str, str | None, float | None]] = []  # channel, attempt outcome, final, latency
+        sent: list[dict[str, Any]] = []
+        finished: list[dict[str, Any]] = []
         async with self._sessionmaker() as session, session.begin():
             for r in results:
                 c = r.claimed
                 if r.error is None:
-                    await session.execute(update(Delivery).where(Delivery.id == c.id).values(
-                        status="sent", provider_id=r.provider_id, sent_at=now, lease_until=None, last_error=None))
+                    sent.append({"b_id": c.id, "b_provider": r.provider_id})
                     outcome, final, error = "accepted", "sent", None
                     latency = (now - c.occurred_at.astimezone(UTC)).total_seconds()
                 else:
@@ -274,10 +311,19 @@ class Dispatcher:
                     await session.execute(update(Delivery).where(
                         Delivery.id == c.id, Delivery.status == "sending", Delivery.attempts == c.attempt
                     ).values(**values))
-                await session.execute(update(DeliveryAttempt).where(
-                    DeliveryAttempt.delivery_id == c.id, DeliveryAttempt.number == c.attempt).values(
-                    finished_at=now, outcome=outcome, provider_id=r.provider_id, error=error))
+                finished.append({"b_id": c.id, "b_number": c.attempt, "b_outcome": outcome,
+                                 "b_provider": r.provider_id, "b_error": error})
                 counted.append((c.channel, outcome, final, latency))
+            # the accepted ones and every attempt in one statement each, their values as arrays
+            if sent:
+                await session.execute(_RECORD_SENT, {
+                    "ids": [row["b_id"] for row in sent], "providers": [row["b_provider"] for row in sent],
+                    "now": now})
+            await session.execute(_RECORD_ATTEMPTS, {
+                "ids": [row["b_id"] for row in finished], "numbers": [row["b_number"] for row in finished],
+                "outcomes": [row["b_outcome"] for row in finished],
+                "providers": [row["b_provider"] for row in finished], "errors": [row["b_error"] for row in finished],
+                "now": now})
         for channel, outcome, final, latency in counted:
             metrics.ATTEMPTS.labels(channel, outcome).inc()
             if final is not None:

@@ -162,8 +162,9 @@ def devprovider_url(dev: DevSettings) -> str:
 
 def _devprovider_spec(dev: DevSettings, var: Path, env: dict[str, str], stopping: Callable[[], bool]) -> ChildSpec:
     """The notify development provider (services.notify.devprovider): SMS in the generic JSON format and an SMTP
-    server with STARTTLS, nothing leaving the machine, their messages listed by `GET /sms` and `GET /mail`. At
-    each start it writes a self-signed certificate to var/devprovider/smtp-cert.pem, notify's CA file. A start
+    server with STARTTLS, nothing leaving the machine, their messages listed by `GET /sms` and `GET /mail`. Its
+    self-signed certificate, notify's CA file, is var/devprovider/smtp-cert.pem: made at the first start and
+    kept by later ones while it covers the host and has more than a day to run. A start
     is over once /healthz answers, which it does only with the certificate written and both ports listening:
     the notify service and worker start after it."""
     health = f"{devprovider_url(dev)}/healthz"

@@ -415,6 +415,41 @@ async def test_devprovider_takes_generic_sms_and_lists_it_masked(devprovider: De
     assert all(PHONE not in record.getMessage() and PHONE not in str(record.__dict__) for record in lines)
 
 
+async def test_devprovider_keeps_its_certificate_across_restarts_and_replaces_one_that_does_not_serve(
+        tmp_path: Path) -> None:
+    directory = tmp_path / "dev-certs"
+    first = DevProvider("127.0.0.1", 0, 0, cert_dir=directory)
+    await first.start()
+    await first.stop()
+    made = (directory / "smtp-cert.pem").read_bytes()
+    again = DevProvider("127.0.0.1", 0, 0, cert_dir=directory)
+    await again.start()
+    try:
+        assert (directory / "smtp-cert.pem").read_bytes() == made  # the CA file notify holds still works
+        await send_mail_through(again)
+    finally:
+        await again.stop()
+    self_signed_certificate(directory, ("mail.example.org",))  # covers other hosts only: not kept
+    foreign = (directory / "smtp-cert.pem").read_bytes()
+    third = DevProvider("127.0.0.1", 0, 0, cert_dir=directory)
+    await third.start()
+    try:
+        assert (directory / "smtp-cert.pem").read_bytes() not in (made, foreign)
+        await send_mail_through(third)
+    finally:
+        await third.stop()
+
+
+async def send_mail_through(provider: DevProvider) -> None:
+    """One mail over STARTTLS, trusting only the provider's certificate file."""
+    assert provider.ca_file is not None
+    channel = SmtpEmail(SmtpSettings(host="127.0.0.1", port=provider.smtp_port, ca_file=str(provider.ca_file)))
+    try:
+        await channel.send(message("email", "office@example.org", subject="证书", body="同一证书"))
+    finally:
+        await channel.aclose()
+
+
 async def test_devprovider_refuses_a_bad_number_naming_the_field(devprovider: DevProvider) -> None:
     async with httpx.AsyncClient(base_url=devprovider.url) as client:
         answer = await client.post("/sms", json={"to": "12345", "text": "x"})

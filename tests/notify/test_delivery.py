@@ -150,7 +150,7 @@ def turn_near(ticket_id: int) -> TicketTurnNear:
 async def test_quiet_hours_hold_an_sms_until_eight_and_urgent_passes(service_client, fixed_clock):
     night = local(2026, 12, 3, 23)
     fixed_clock.set(night)
-    async with notify(service_client, urgent_templates=["ticket_turn_near_sms"]) as n:
+    async with notify(service_client) as n:
         await n.apply(envelope(handler_user()))
         await n.apply(envelope(early_warning()))  # the handler's SMS is held, the mail goes
         await n.apply(envelope(turn_near(41)))  # urgent: passes the quiet hours
