@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-pg15 migrate lint envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor bench-notify install clean
+.PHONY: run test test-pg15 migrate lint browser ui-shots envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor bench-notify install clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -17,11 +17,18 @@ PYTEST_ARGS ?=
 
 install: .venv/.installed
 
+browser: ## Debian's Chromium and a CJK font for the browser tests, installed when missing (root; apt)
+	@command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; }
+
 run: install ## start the database, broker, all services and the gateway; Ctrl-C stops them
 	$(PY) -m shared.devinfra.run
 
-test: install ## the whole suite, against the embedded PostgreSQL and broker
+test: install browser ## the whole suite, against the embedded PostgreSQL and broker, the screens in Chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+ui-shots: install browser ## the browser tests at both screen sizes (1920x1080, 1366x768): screenshots in var/ui-shots/
+	HALL_UI_SIZES=all $(PY) -m pytest tests/ui $(PYTEST_ARGS)
 
 test-pg15: install ## migration and database-concurrency tests against the machine's PostgreSQL 15
 	HALL_TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/postgres \

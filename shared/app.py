@@ -36,8 +36,11 @@ def create_service_app(
     clock: clock_module.Clock | None = None,
     on_startup: Sequence[Callable[[FastAPI, AsyncExitStack], Awaitable[Any]]] = (),
     configure_logs: bool = True,
+    database: bool = True,
 ) -> FastAPI:
-    """Build a service app; `clock` overrides the settings' clock (tests pass a FixedClock)."""
+    """Build a service app; `clock` overrides the settings' clock (tests pass a FixedClock). With
+    `database=False` (the terminals' pages) there is no engine, migration or calendar cache, and /readyz
+    answers as soon as the process does."""
     hall = settings.hall
     if configure_logs:
         configure_logging(settings.service_name, hall.log_level)
@@ -45,18 +48,19 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         clock_module.set_clock(clock or hall.build_clock())
-        if settings.migrate_on_start:
-            await upgrade_async(settings.service_name, settings.database_url)
-        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
-                             max_overflow=settings.db_max_overflow, pool_timeout=settings.db_pool_timeout,
-                             pre_ping=settings.db_pool_pre_ping,
-                             application_name=settings.service_name)
-        app.state.engine = engine
-        app.state.sessionmaker = make_sessionmaker(engine)
         async with AsyncExitStack() as stack:
-            stack.push_async_callback(engine.dispose)
-            await app.state.calendar_cache.start(settings.database_url)
-            stack.push_async_callback(app.state.calendar_cache.stop)
+            if database:
+                if settings.migrate_on_start:
+                    await upgrade_async(settings.service_name, settings.database_url)
+                engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
+                                     max_overflow=settings.db_max_overflow, pool_timeout=settings.db_pool_timeout,
+                                     pre_ping=settings.db_pool_pre_ping,
+                                     application_name=settings.service_name)
+                app.state.engine = engine
+                app.state.sessionmaker = make_sessionmaker(engine)
+                stack.push_async_callback(engine.dispose)
+                await app.state.calendar_cache.start(settings.database_url)
+                stack.push_async_callback(app.state.calendar_cache.stop)
             for hook in on_startup:
                 await hook(app, stack)
             # what start-up built (modules, routes, models, the calendar) lives as long as the process: out of
@@ -78,13 +82,13 @@ def create_service_app(
                                  hall.notify_seal_public_key)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
-    app.include_router(platform_router(settings.service_name))
+    app.include_router(platform_router(settings.service_name, database=database))
     for router in routers:
         app.include_router(router)
     return app
 
 
-def platform_router(service: str) -> APIRouter:
+def platform_router(service: str, *, database: bool = True) -> APIRouter:
     router = APIRouter(tags=["platform"])
 
     @router.get("/healthz")
@@ -94,9 +98,11 @@ def platform_router(service: str) -> APIRouter:
 
     @router.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
-        """Readiness: the service's own database answers (never the broker: the outbox covers it)."""
+        """Readiness: the service's own database answers (never the broker: the outbox covers it); a service
+        without a database is ready once it answers."""
         try:
-            await database_ready(request.app.state.engine)
+            if database:
+                await database_ready(request.app.state.engine)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             raise ServiceUnavailable(f"database not reachable: {type(exc).__name__}", code="db_unavailable") from exc
         return JSONResponse({"status": "ready", "service": service})

@@ -24,7 +24,7 @@ from shared.logging import correlation_id
 
 CORRELATION_HEADER = "X-Correlation-ID"
 _SAFE_CID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
-_SAFE_PREFIX = re.compile(r"^/api/[a-z]{1,20}$")
+_SAFE_PREFIX = re.compile(r"^(/api/[a-z]{1,20}|/ui)$")  # the gateway's mounts (deploy/envoy)
 
 REQUESTS = Counter("http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"])
 LATENCY = Histogram(

@@ -100,8 +100,7 @@ class LocalReply(BaseModel):
 
 
 def default_upstreams(first_port: int = 8001, host: str = "127.0.0.1") -> list[Upstream]:
-    """queue, cases, monitor, notify, identity on consecutive ports; terminals after them, routed already
-    but not counted in /healthz until its service exists."""
+    """queue, cases, monitor, notify, identity on consecutive ports; the terminals' pages after them."""
     names = ["queue", "cases", "monitor", "notify"]
     ups = [Upstream(name=n, prefix=f"/api/{n}", host=host, port=first_port + i) for i, n in enumerate(names)]
     ups[1].upload_prefixes = ["/calendar/years/", "/imports/"]
@@ -109,7 +108,7 @@ def default_upstreams(first_port: int = 8001, host: str = "127.0.0.1") -> list[U
                      # signing in: the only /api routes besides docs and /public/ that take no token
                      open_paths=["/login", "/refresh", "/token", "/docs", "/openapi.json"]),
             # the screens' pages and scripts: a page gets its token by the API it calls, not to be loaded
-            Upstream(name="terminals", prefix="/ui", host=host, port=first_port + 5, in_health=False,
+            Upstream(name="terminals", prefix="/ui", host=host, port=first_port + 5,
                      tokenless=True)]
     return ups
 

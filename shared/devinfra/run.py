@@ -283,6 +283,9 @@ def main() -> int:
             if dev.workers and Path(f"services/{service}/worker.py").exists():
                 supervisor.start(ChildSpec(f"{service}-worker", [sys.executable, "-m", f"services.{service}.worker"],
                                            env=env, log=var / "log" / f"{service}-worker.log"))
+        # the screens' pages (no database, no worker), on the port after the services' that Envoy routes /ui to
+        supervisor.start(_uvicorn_spec("terminals", "services.terminals.main:create_app", dev.host,
+                                       dev.first_service_port + len(SERVICES), env, var))
         supervisor.start(_gateway_spec(dev, var, env["HALL_JWT_PUBLIC_KEY"]))
         gateway = f"http://{dev.host}:{dev.gateway_port}"
         print("hall platform running (a process that dies is restarted; Ctrl-C stops everything)", flush=True)
@@ -292,6 +295,9 @@ def main() -> int:
             port = dev.first_service_port + offset
             print(f"  {service:<12} {gateway}/api/{service}/   docs {gateway}/api/{service}/docs   "
                   f"(direct :{port})", flush=True)
+        print(f"  screens      {gateway}/ui/kiosk   {gateway}/ui/display   {gateway}/ui/window-screen/<n>   (a "
+              f"device key once: append #key=<key> from POST /api/auth/device-keys)   public: {gateway}/ui/guide?center=<c>",
+              flush=True)
         dev_url = devprovider_url(dev)
         print(f"  devprovider  SMS {dev_url}/sms   e-mail {dev_url}/mail   (the development provider: nothing "
               f"leaves the machine; SMTP {dev.host}:{dev.devprovider_smtp_port} with STARTTLS)", flush=True)

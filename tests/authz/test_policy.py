@@ -36,7 +36,7 @@ from shared.events.envelope import Envelope
 
 POLICY_FILE = Path(__file__).with_name("policy.yaml")
 POLICY_DIR = Path(__file__).with_name("policy.d")
-SERVICES = ("queue", "cases", "monitor", "notify", "identity")
+SERVICES = ("queue", "cases", "monitor", "notify", "identity", "terminals")
 BOUNDS = ("center", "department", "window")
 SAMPLE_KEYS = {"path", "query", "json", "content", "content_base64", "headers", "ok"}
 # FastAPI's own pages: tokenless at the edge by issue 18 item 2, and no route of the service's
@@ -486,6 +486,11 @@ async def seed_registers(client: httpx.AsyncClient, clerk: dict[str, str], body:
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 
 
+async def seed_nothing(service: str, client: httpx.AsyncClient, admin: dict[str, str]) -> Seeds:
+    """The terminals' pages: no data of their own (a page's script calls the other services' APIs)."""
+    return Seeds(values={})
+
+
 async def seed_identity(service: str, client: httpx.AsyncClient, admin: dict[str, str]) -> Seeds:
     async def created(path: str, body: dict[str, Any]) -> dict[str, Any]:
         r = await client.post(path, json=body, headers=admin)
@@ -553,7 +558,7 @@ async def seed_notify(service: str, client: httpx.AsyncClient, admin: dict[str, 
 
 SEEDS: dict[str, Callable[[str, httpx.AsyncClient, dict[str, str]], Awaitable[Seeds]]] = {
     "queue": seed_queue, "cases": seed_cases, "monitor": seed_monitor, "notify": seed_notify,
-    "identity": seed_identity,
+    "identity": seed_identity, "terminals": seed_nothing,
 }
 
 

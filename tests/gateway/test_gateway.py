@@ -167,6 +167,8 @@ async def hall(service_databases) -> AsyncIterator[dict[str, int]]:
             app = main.create_app(service_settings(service, service_databases(service)),
                                   clock=FixedClock(HALL_NOW))
             ports[service] = (await stack.enter_async_context(serving(app))).port
+        terminals = importlib.import_module("services.terminals.main").create_app(clock=FixedClock(HALL_NOW))
+        ports["terminals"] = (await stack.enter_async_context(serving(terminals))).port  # no database
         yield ports
     clock_module.set_clock(previous)  # each service's start-up installed its clock process-wide
 
@@ -236,14 +238,16 @@ async def test_gateway_health_is_ok_when_every_service_passes_its_checks(hall_ga
     assert (await hall_gateway.get("/livez")).json() == {"status": "ok", "service": "gateway"}
 
 
-async def test_identity_answers_under_api_auth_and_terminals_wait_for_their_service(hall_gateway):
+async def test_identity_answers_under_api_auth_and_the_screens_under_ui_without_a_token(hall_gateway):
     async with anonymous(hall_gateway) as client:
         login = await client.post("/api/auth/login", json={})
-    ui = await hall_gateway.get("/ui/kiosk/")
+        ui = await client.get("/ui/kiosk")
+        script = await client.get("/ui/static/hall.js")
     assert_problem(login, 422, "validation_failed")  # identity's own answer: the route reaches it
-    # routed already (to the service a later issue adds), so today a 503 problem, not a 404
-    assert_problem(ui, 503, "upstream_unavailable")
-    assert (await hall_gateway.get("/healthz")).status_code == 200  # not counted in health until it exists
+    assert ui.status_code == 200 and ui.headers["content-type"].startswith("text/html")
+    assert 'href="/ui/static/hall.css"' in ui.text  # the page knows where the gateway mounts it
+    assert script.status_code == 200 and "DeviceSession" in script.text
+    assert (await hall_gateway.get("/healthz")).status_code == 200  # the terminals counted in health too
 
 
 async def test_password_guessing_is_rate_limited_per_address_at_the_real_login(hall_gateway):

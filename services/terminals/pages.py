@@ -1,0 +1,114 @@
+"""The pages: each is a template with the few values it needs to start (where the APIs are, the centre or
+window it shows); everything else the page's script asks the APIs for with its own token."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import segno
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from services.terminals.config import Settings
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(tags=["pages"])
+
+Center = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9]{2,32}$", description="the centre (public pages)")]
+WINDOW = r"^[A-Za-z0-9-]{1,16}$"
+LOOKUP_CODE = r"^[A-Za-z0-9]{4,16}$"
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$")
+
+
+ASSET = r"^[a-z0-9][a-z0-9.-]{0,60}\.(js|css|svg|png)$"
+
+
+@router.get("/static/{name}", include_in_schema=False)
+async def asset(request: Request, name: Annotated[str, PathParam(pattern=ASSET)]) -> Response:
+    """The pages' scripts and style sheet, from this package only, revalidated by ETag after an hour (a screen
+    runs all day and picks up a new release)."""
+    path = STATIC_DIR / name
+    if not path.is_file():
+        return Response(status_code=404)
+    stat = path.stat()
+    etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+    headers = {"Cache-Control": "public, max-age=3600", "ETag": etag}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, headers=headers, stat_result=stat)
+
+
+def _page(request: Request, template: str, title: str, **values: Any) -> HTMLResponse:
+    settings: Settings = request.app.state.settings
+    prefix = request.scope.get("root_path", "")
+    response = templates.TemplateResponse(request, template, {
+        "title": title, "ui": prefix, "api": settings.api_prefix, "settings": settings, **values})
+    # the pages hold no personal data themselves but are the frame for it: never cached by a proxy; and
+    # nothing from another origin, ever (the browser test records every request as well)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
+        "media-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@router.get("/kiosk", response_class=HTMLResponse)
+async def kiosk(request: Request) -> HTMLResponse:
+    """取号机: a button per open service, the green channel, appointment check-in, the printed ticket (kiosk
+    device key, kept by the browser once given as `#key=`)."""
+    return _page(request, "kiosk.html", "自助取号")
+
+
+@router.get("/display", response_class=HTMLResponse)
+async def display(request: Request) -> HTMLResponse:
+    """综合屏: last calls per window (the newest highlighted), waiting counts, away messages, scrolling
+    notices; speaks each call (display device key)."""
+    return _page(request, "display.html", "叫号显示")
+
+
+@router.get("/window-screen/{window}", response_class=HTMLResponse)
+async def window_screen(request: Request, window: Annotated[str, PathParam(pattern=WINDOW)]) -> HTMLResponse:
+    """窗口屏: the window's department, clerk (name, photo, post), the number served, its items, away or
+    closed (display device key)."""
+    return _page(request, "window_screen.html", f"{window} 号窗口", window=window)
+
+
+@router.get("/ticket/{ticket_id}", response_class=HTMLResponse)
+async def ticket(request: Request, ticket_id: Annotated[int, PathParam(ge=1)],
+                 code: Annotated[str, Query(pattern=LOOKUP_CODE, description="the slip's lookup code")]
+                 ) -> HTMLResponse:
+    """号票查询 on a phone: position, estimated wait, the window once called; rate the service afterwards."""
+    return _page(request, "ticket.html", "我的排队", ticket_id=ticket_id, code=code)
+
+
+@router.get("/qr/ticket/{ticket_id}.svg")
+async def ticket_qr(request: Request, ticket_id: Annotated[int, PathParam(ge=1)],
+                    code: Annotated[str, Query(pattern=LOOKUP_CODE)]) -> Response:
+    """The QR code printed on a ticket: the ticket's public page (only that: no open QR generator)."""
+    url = f"{_public_base(request)}/ticket/{ticket_id}?code={quote(code)}"
+    out = io.BytesIO()
+    segno.make(url, error="m").save(out, kind="svg", scale=4, border=2, dark="#000", light="#fff", xmldecl=False)
+    return Response(out.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+
+
+def _public_base(request: Request) -> str:
+    """Where a phone reaches the pages: the configured public address, else the host the page came from."""
+    settings: Settings = request.app.state.settings
+    prefix = request.scope.get("root_path", "")
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + prefix
+    host = request.headers.get("host", "")
+    scheme = request.headers.get("x-forwarded-proto", request.url.scheme)
+    if not _HOST.match(host) or scheme not in ("http", "https"):
+        host, scheme = request.url.netloc, request.url.scheme
+    return f"{scheme}://{host}{prefix}"
