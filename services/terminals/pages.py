@@ -112,3 +112,51 @@ def _public_base(request: Request) -> str:
     if not _HOST.match(host) or scheme not in ("http", "https"):
         host, scheme = request.url.netloc, request.url.scheme
     return f"{scheme}://{host}{prefix}"
+
+
+# the public pages (no token; phones first): each calls only the services' public routes
+
+ITEM = r"^[A-Za-z0-9_.-]{1,32}$"  # an item's code, as the catalogue has it
+CenterPath = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9]{2,32}$")]
+
+
+@router.get("/appointments", response_class=HTMLResponse)
+async def appointments(request: Request, center: Center = None) -> HTMLResponse:
+    """网上预约: the open services' free places per slot for 7 days, booking (phone required) and cancelling."""
+    return _page(request, "appointments.html", "网上预约", center=center)
+
+
+@router.get("/lookup", response_class=HTMLResponse)
+async def lookup(request: Request) -> HTMLResponse:
+    """办件查询: a case's state, stage and due date by its number and lookup code (nothing personal)."""
+    return _page(request, "lookup.html", "办件查询")
+
+
+@router.get("/board", response_class=HTMLResponse)
+async def board(request: Request, center: Center = None) -> HTMLResponse:
+    """办件公示: the centre's latest cases accepted, completed or delivered (names masked), every minute."""
+    return _page(request, "board.html", "办件公示", center=center)
+
+
+@router.get("/guide", response_class=HTMLResponse)
+async def guide(request: Request, center: Center = None,
+                item: Annotated[str | None, Query(pattern=ITEM, description="the item to open")] = None
+                ) -> HTMLResponse:
+    """办事指南: the centre's items (limits, fees, materials, conditions), each with its QR code and PDF."""
+    return _page(request, "guide.html", "办事指南", center=center, item=item)
+
+
+@router.get("/qr/guide/{center_id}/{code}.svg")
+async def guide_qr(request: Request, center_id: CenterPath, code: Annotated[str, PathParam(pattern=ITEM)]
+                   ) -> Response:
+    """An item's QR code: its own guide page (only that: no open QR generator)."""
+    url = f"{_public_base(request)}/guide?center={quote(center_id)}&item={quote(code)}"
+    out = io.BytesIO()
+    segno.make(url, error="m").save(out, kind="svg", scale=4, border=2, dark="#000", light="#fff", xmldecl=False)
+    return Response(out.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/complaints", response_class=HTMLResponse)
+async def complaints(request: Request, center: Center = None) -> HTMLResponse:
+    """投诉: a complaint about a window, a department or a case; its number and answer-by moment shown back."""
+    return _page(request, "complaints.html", "投诉建议", center=center)

@@ -94,6 +94,35 @@ def seed(url: str, admin: dict[str, str]) -> Hall:
     return hall
 
 
+def clerk_at(hall: Hall, window: str, username: str, name: str, *, photo: bytes | None = None) -> dict[str, str]:
+    """A new clerk (with `photo`, if given) logged in at `window`'s terminal: their token's headers."""
+    terminal_key = hall.ok("POST", "/auth/device-keys", json={"role": "terminal", "center_id": CENTRE,
+                                                             "label": f"{window} 号窗口终端", "window": window})["key"]
+    user = hall.ok("POST", "/auth/users", json={"username": username, "password": CLERK_PASSWORD, "display_name": name,
+                                               "post_title": "社保业务窗口", "role": "clerk", "centers": [CENTRE],
+                                               "department": "D01"})
+    if photo is not None:
+        hall.ok("PUT", f"/auth/users/{user['id']}/photo", headers={**hall.admin, "Content-Type": "image/png"},
+                content=photo)
+    terminal = hall.ok("POST", "/auth/token", headers={}, json={"key": terminal_key})["access_token"]
+    login = hall.ok("POST", "/auth/login", headers={"Authorization": f"Bearer {terminal}"},
+                    json={"username": username, "password": CLERK_PASSWORD})
+    return {"Authorization": f"Bearer {login['access_token']}"}
+
+
+def png(width: int = 60, height: int = 80) -> bytes:
+    """A small solid PNG (a stand-in for a staff photo)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + b"\x2a\x5c\x9a" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
 def launch_env() -> dict[str, str]:
     """The simulated clock every process of the launcher shares: MORNING from now on, at real speed."""
     return {"HALL_CLOCK_MODE": "simulated", "HALL_CLOCK_SIM_REAL_START": wall_now().isoformat(),

@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.ui.harness import CENTRE, Hall, shot, wait_for
+import httpx
+
+from tests.ui.harness import CENTRE, Hall, clerk_at, png, shot, wait_for
 
 
 def kiosk(open_page: Any, hall: Hall) -> Any:
@@ -59,8 +61,7 @@ def test_a_call_appears_highlighted_on_the_display_and_its_announcement_is_queue
     row.wait_for(timeout=10000)
     assert row.locator(".number").inner_text() == called["number"]
     spoken = display.evaluate("() => window.hallDisplay.announcer.log")
-    digits = "".join("零一二三四五六七八九"[int(d)] for d in called["number"][1:])
-    assert f"{called['number'][0]}{digits}" in spoken[-1]  # A007 is read A零零七
+    assert spoken_form(called["number"]) in spoken[-1]  # A007 is read A零零七
     assert display.locator("#newest").inner_text().find(called["number"]) >= 0
     shot(display, "display")
     # a recall is spoken again
@@ -68,3 +69,64 @@ def test_a_call_appears_highlighted_on_the_display_and_its_announcement_is_queue
     wait_for(lambda: len(display.evaluate("() => window.hallDisplay.announcer.log")) == len(spoken) + 1,
              what="the recall queued")
     assert issued["number"]
+
+
+def test_the_display_reconnects_after_the_gateway_restarts_and_misses_no_call(open_page, hall, launched):
+    display = open_page(f"/ui/display#key={hall.display_key}")
+    live = display.locator("#live[data-state=open]")
+    live.wait_for(timeout=15000)
+    clerk = clerk_at(hall, "2", "li.na", "李娜")
+    hall.ok("POST", f"/queue/centers/{CENTRE}/windows/2/sign-in", headers=clerk)
+    for _ in range(2):
+        hall.ok("POST", f"/queue/centers/{CENTRE}/tickets", json={"service_code": "SB"})
+    envoy = launched.envoy()
+    envoy.kill()  # the launcher's supervisor starts it again
+    display.locator("#live[data-state=reconnecting]").wait_for(timeout=15000)
+    # meanwhile the window calls twice, straight at the queue service (the gateway is down)
+    queue = f"http://127.0.0.1:{launched.env['HALL_DEV_FIRST_SERVICE_PORT']}"
+    numbers = []
+    for _ in range(2):
+        called = httpx.post(f"{queue}/centers/{CENTRE}/windows/2/call-next", headers=clerk, timeout=10)
+        assert called.status_code == 200, called.text
+        numbers.append(called.json()["number"])
+        for step in ("start", "finish"):
+            assert httpx.post(f"{queue}/tickets/{called.json()['id']}/{step}", headers=clerk, timeout=10).is_success
+    live.wait_for(timeout=30000)  # back, with a fresh connection
+    recent = display.locator("#recent")
+    for number in numbers:
+        recent.get_by_text(number, exact=True).wait_for(timeout=10000)
+    spoken = display.evaluate("() => window.hallDisplay.announcer.log")
+    said = [n for s in spoken for n in numbers if spoken_form(n) in s]
+    assert said == numbers  # each said once, in the order called
+    assert display.evaluate("() => window.hallDisplay.feed.connections") >= 2
+    assert display.evaluate("() => window.hallDisplay.boards") == 1  # resumed from its event id: no reload
+
+
+def spoken_form(number: str) -> str:
+    return number[0] + "".join("零一二三四五六七八九"[int(d)] for d in number[1:])
+
+
+def test_the_window_screen_follows_sign_in_and_away(open_page, hall):
+    screen = open_page(f"/ui/window-screen/3#key={hall.display_key}")
+    away = screen.locator("#ws-away")
+    away.filter(has_text="本窗口暂无工作人员").wait_for(timeout=15000)
+    clerk = clerk_at(hall, "3", "wang.fang", "王芳", photo=png())
+    hall.ok("POST", f"/queue/centers/{CENTRE}/windows/3/sign-in", headers=clerk)
+    screen.locator("#ws-clerk-name").filter(has_text="王芳").wait_for(timeout=10000)
+    assert away.is_hidden()
+    assert screen.locator("#ws-post").inner_text() == "A 岗"
+    photo = screen.locator("#ws-photo")
+    wait_for(lambda: photo.evaluate("img => img.complete && img.naturalWidth === 60"), what="the clerk's photo")
+    shot(screen, "window-screen")
+    hall.ok("POST", f"/queue/centers/{CENTRE}/windows/3/away", headers=clerk, json={"message": "去复印材料，5 分钟回来"})
+    away.filter(has_text="去复印材料，5 分钟回来").wait_for(timeout=10000)
+    shot(screen, "window-screen-away")
+    hall.ok("POST", f"/queue/centers/{CENTRE}/windows/3/back", headers=clerk)
+    away.wait_for(state="hidden", timeout=10000)
+    hall.ok("POST", f"/queue/centers/{CENTRE}/tickets", json={"service_code": "HJ"})
+    called = hall.ok("POST", f"/queue/centers/{CENTRE}/windows/3/call-next", headers=clerk)
+    screen.locator("#ws-current").filter(has_text=called["number"]).wait_for(timeout=10000)
+    hall.ok("POST", f"/queue/tickets/{called['id']}/skip", headers=clerk)
+    hall.ok("POST", f"/queue/centers/{CENTRE}/windows/3/sign-out", headers=clerk)
+    away.filter(has_text="本窗口暂无工作人员").wait_for(timeout=10000)
+    assert screen.locator("#ws-clerk").is_hidden()

@@ -31,8 +31,9 @@
     $("ws-away").hidden = !away;
     $("ws-away").textContent = away || "";
     clerkCard(sign && sign.state !== "signed_out" ? sign.clerk : null, sign && sign.post);
-    $("ws-items").replaceChildren(...state.items.map((i) => el("li", {},
-      el("span", { text: i.name }), el("span", { class: "limit", text: `承诺 ${i.promised_limit_days} 个工作日` }))));
+    $("ws-items").replaceChildren(...(state.items.length ? state.items.map((i) => el("li", {},
+      el("span", { text: i.name }), el("span", { class: "limit", text: `承诺 ${i.promised_limit_days} 个工作日` })))
+      : [el("li", { text: "详见大厅办事指南" })]));
   }
 
   async function load() {
