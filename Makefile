@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-pg15 migrate lint browser ui-shots envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor bench-notify install clean
+.PHONY: run test test-pg15 migrate lint browser ui-shots envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor bench-notify bench-ui install clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -76,6 +76,9 @@ bench-monitor: install ## due work with 1,000,000 open cases against 10,000; the
 
 bench-notify: install ## webhook deliveries/s through the dispatcher to a local receiver (and the receiver's own capacity); one alert to 500 SSE clients of a notify feed, p99 arrival
 	$(PY) bench/notify_bench.py
+
+bench-ui: install browser ## each screen's weight and time to interactive in Chromium; a call's way to the display's text, p99
+	$(PY) bench/ui_bench.py
 
 clean:
 	rm -rf var/test-*

@@ -47,6 +47,7 @@
     }, el("span", { class: "service-name", text: s.name }), el("span", { class: "service-prefix", text: s.prefix }))));
     $("no-services").hidden = services.length > 0;
     $("kiosk").hidden = false;
+    document.body.dataset.ready = "1";  // drawn and usable (the UI benchmark waits for it)
   }
 
   function show(ticket, serviceName, note) {

@@ -19,6 +19,7 @@
       $("wait").textContent = t.status === "waiting" ? (t.people_ahead ? minutes(t.estimated_wait_s) : "即将叫号") : "—";
       $("window").textContent = t.window ? `${t.window} 号窗口` : "叫号后显示";
       document.body.dataset.status = t.status;
+      document.body.dataset.ready = "1";  // drawn (the UI benchmark waits for it)
       const served = t.status === "done";
       $("rate").hidden = !served;
       if (served) clearInterval(timer);

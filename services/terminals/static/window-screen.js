@@ -50,6 +50,7 @@
     $("ws-department").textContent = state.items.length ? state.items[0].department_name : (win.department || "");
     render();
     $("screen").hidden = false;
+    document.body.dataset.ready = "1";  // drawn (the UI benchmark waits for it)
     return board.last_event_id || 0;
   }
 
