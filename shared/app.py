@@ -108,10 +108,12 @@ def platform_router(service: str, *, database: bool = True) -> APIRouter:
         return JSONResponse({"status": "ready", "service": service})
 
     @router.get("/time")
-    async def time_now() -> dict[str, str]:
-        """The service's "now" by the shared clock, and today's Asia/Shanghai business date."""
+    async def time_now() -> dict[str, str | float]:
+        """The service's "now" by the shared clock, today's Asia/Shanghai business date, and how fast the clock
+        runs (the hall's screens show this time, not their own)."""
         now = clock_module.now()
-        return {"now": now.isoformat(), "today_local": clock_module.local_date(now).isoformat()}
+        return {"now": now.isoformat(), "today_local": clock_module.local_date(now).isoformat(),
+                "speed": clock_module.speed()}
 
     router.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     return router

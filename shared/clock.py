@@ -107,6 +107,16 @@ def now() -> datetime:
     return _clock.now()
 
 
+def speed() -> float:
+    """How many seconds of "now" pass in a real second: 1 on the real clock, 0 on a fixed one, the speed of a
+    simulated one (a screen runs the hall's time on from one reading)."""
+    if isinstance(_clock, FixedClock):
+        return 0.0
+    if isinstance(_clock, SimulatedClock):
+        return _clock.speed
+    return 1.0
+
+
 def today_local() -> date:
     """Today's business date in Asia/Shanghai, by the process clock."""
     return local_date(_clock.now())

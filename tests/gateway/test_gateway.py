@@ -185,7 +185,7 @@ async def test_each_service_answers_under_its_own_name(hall_gateway, service):
     now = await hall_gateway.get(f"/api/{service}/time")
     spec = await hall_gateway.get(f"/api/{service}/openapi.json")
     assert health.json() == {"status": "ok", "service": service}
-    assert now.json() == {"now": HALL_NOW.isoformat(), "today_local": "2026-02-12"}
+    assert now.json() == {"now": HALL_NOW.isoformat(), "today_local": "2026-02-12", "speed": 0.0}
     # /time names no service; the OpenAPI title shows which app answered it
     assert spec.json()["info"]["title"] == f"Hall {service} service"
 

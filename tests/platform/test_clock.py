@@ -21,9 +21,9 @@ async def test_moving_the_fixed_clock_changes_the_service_answer(service_client,
         late = (await client.get("/time")).json()
         fixed_clock.advance(seconds=1)  # local midnight: a new business date
         after = (await client.get("/time")).json()
-    assert before == {"now": "2026-02-12T01:00:00+00:00", "today_local": "2026-02-12"}
+    assert before == {"now": "2026-02-12T01:00:00+00:00", "today_local": "2026-02-12", "speed": 0.0}
     assert late["today_local"] == "2026-02-12"
-    assert after == {"now": "2026-02-12T16:00:00+00:00", "today_local": "2026-02-13"}
+    assert after == {"now": "2026-02-12T16:00:00+00:00", "today_local": "2026-02-13", "speed": 0.0}
 
 
 def test_simulated_clock_runs_at_its_speed_from_the_anchor():
@@ -33,6 +33,12 @@ def test_simulated_clock_runs_at_its_speed_from_the_anchor():
     assert abs((first - datetime(2026, 2, 12, 1, tzinfo=UTC)).total_seconds()) < 60  # < 1 real second
     with pytest.raises(ValueError):
         clock.SimulatedClock(real_start=first, sim_start=first, speed=0)
+    previous = clock.set_clock(sim)
+    try:
+        assert clock.speed() == 60  # what /time tells the hall's screens, so they run the hall's time on
+    finally:
+        clock.set_clock(previous)
+    assert clock.speed() in (0.0, 1.0)  # back to the test's fixed clock or the real one
 
 
 _PROBE = """

@@ -5,10 +5,12 @@ restart without missing a call; the window screen follows sign-in and away."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
+from shared.clock import LOCAL_TZ, wall_now
 from tests.ui.harness import CENTRE, Hall, clerk_at, png, shot, wait_for
 
 
@@ -130,3 +132,23 @@ def test_the_window_screen_follows_sign_in_and_away(open_page, hall):
     hall.ok("POST", f"/queue/centers/{CENTRE}/windows/3/sign-out", headers=clerk)
     away.filter(has_text="本窗口暂无工作人员").wait_for(timeout=10000)
     assert screen.locator("#ws-clerk").is_hidden()
+
+
+def test_the_screens_show_the_halls_time_not_their_own(open_page, hall):
+    """The hall runs a simulated morning (09:30 on 2026-12-08) whatever the machine's clock says; the kiosk and
+    the display show the hall's time, as every service reads it."""
+    kiosk_page = kiosk(open_page, hall)
+    display = open_page(f"/ui/display#key={hall.display_key}")
+    for page in (kiosk_page, display):
+        clock = page.locator("#clock")
+
+        def shows_the_halls_minute(clock: Any = clock) -> bool:
+            hall_now = datetime.fromisoformat(httpx.get(f"{hall.url}/ui/time", timeout=10).json()["now"])
+            minutes = {(hall_now + timedelta(minutes=d)).astimezone(LOCAL_TZ).strftime("%H:%M") for d in (-1, 0)}
+            return clock.inner_text() in minutes
+
+        wait_for(shows_the_halls_minute, within=15, what="the hall's time on the screen")
+    machine = wall_now()
+    hall_day = datetime.fromisoformat(httpx.get(f"{hall.url}/ui/time", timeout=10).json()["now"])
+    if abs((hall_day - machine).total_seconds()) > 120:  # unless this run happens at 09:30 Shanghai
+        assert display.locator("#clock").inner_text() != machine.astimezone(LOCAL_TZ).strftime("%H:%M")

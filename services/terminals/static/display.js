@@ -12,9 +12,7 @@
   const RECENT = 8;
   window.hallDisplay = { announcer, state, feed: null, boards: 0 };
 
-  const tick = () => { $("clock").textContent = Hall.clockText(); };
-  tick();
-  setInterval(tick, 10000);
+  Hall.everyMinute((text) => { $("clock").textContent = text; });
 
   const STATES = { away: "暂离", closed: "暂停服务", signed_out: "未上岗" };
 

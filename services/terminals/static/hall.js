@@ -323,7 +323,31 @@ const Hall = (() => {
     return m >= 60 ? `约 ${Math.floor(m / 60)} 小时 ${m % 60} 分钟` : `约 ${m} 分钟`;
   }
 
-  const clockText = (date = new Date()) => date.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: "Asia/Shanghai" });
+  /* The hall's time, not the screen's: the terminals' /time (the shared clock every service reads, simulated
+     in a rehearsal) with the half round trip, then run on at its speed; asked again every 10 minutes. */
+  const hallClock = { real: Date.now(), hall: Date.now(), speed: 1 };
+  async function syncClock() {
+    try {
+      const sent = Date.now();
+      const response = await fetch(`${UI}/time`, { cache: "no-store" });
+      const body = await response.json();
+      const received = Date.now();
+      Object.assign(hallClock, { real: (sent + received) / 2, hall: Date.parse(body.now), speed: Number(body.speed ?? 1) });
+    } catch (error) { /* the screen's own time until the next try */ }
+  }
+  const hallNow = () => new Date(hallClock.hall + (Date.now() - hallClock.real) * hallClock.speed);
+  const clockReady = syncClock();
+  setInterval(syncClock, 600000);
 
-  return { API, UI, api, ApiError, DeviceSession, Feed, Announcer, spokenForm, showStatus, el, minutes, sleep, uuid, claims, clockText };
+  const clockText = (date = hallNow()) => date.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: "Asia/Shanghai" });
+
+  /* `show(text)` now, once the hall's time is known, and every 10 s. */
+  function everyMinute(show) {
+    const tick = () => show(clockText());
+    tick();
+    clockReady.then(tick);
+    setInterval(tick, 10000);
+  }
+
+  return { API, UI, api, ApiError, DeviceSession, Feed, Announcer, spokenForm, showStatus, el, minutes, sleep, uuid, claims, clockText, hallNow, everyMinute };
 })();

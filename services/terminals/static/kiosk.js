@@ -12,9 +12,7 @@
   let busy = false;
   let closeTimer = null;
 
-  const tick = () => { $("clock").textContent = Hall.clockText(); };
-  tick();
-  setInterval(tick, 10000);
+  Hall.everyMinute((text) => { $("clock").textContent = text; });
 
   function message(text) {
     $("message-text").textContent = text;
