@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from shared.clock import LOCAL_TZ, wall_now
-from tests.ui.harness import CENTRE, Hall, clerk_at, png, shot, wait_for
+from tests.ui.harness import CENTRE, MORNING, Hall, clerk_at, png, shot, wait_for
 
 
 def kiosk(open_page: Any, hall: Hall) -> Any:
@@ -152,3 +152,25 @@ def test_the_screens_show_the_halls_time_not_their_own(open_page, hall):
     hall_day = datetime.fromisoformat(httpx.get(f"{hall.url}/ui/time", timeout=10).json()["now"])
     if abs((hall_day - machine).total_seconds()) > 120:  # unless this run happens at 09:30 Shanghai
         assert display.locator("#clock").inner_text() != machine.astimezone(LOCAL_TZ).strftime("%H:%M")
+
+
+def test_an_appointment_checks_in_at_the_kiosk_by_its_code(open_page, hall):
+    slots = [{"weekday": d, "start": "09:00", "end": "12:00", "minutes": 60, "capacity": 3} for d in range(1, 8)]
+    hall.ok("PATCH", f"/queue/centers/{CENTRE}/services/SB", json={"slots": slots})
+    booked = hall.ok("POST", f"/queue/public/centers/{CENTRE}/appointments", headers={}, json={
+        "service_code": "SB", "slot_start": MORNING.replace(hour=10, minute=0).isoformat(), "phone": "13812345678"})
+    page = kiosk(open_page, hall)
+    page.get_by_label("预约签到").fill(booked["code"].lower())  # typed as it comes: the kiosk reads it in capitals
+    page.get_by_role("button", name="签到取号").click()
+    slip = page.locator("#ticket")
+    slip.wait_for(state="visible")
+    assert re.fullmatch(r"B\d{3}", page.locator("#ticket-number").inner_text())
+    assert page.locator("#slip-service").inner_text().startswith("社保业务")
+    shot(page, "kiosk-check-in")
+    page.locator("#ticket-close").click()
+    # the same code twice: the appointment is used, and the kiosk says so in words
+    page.get_by_label("预约签到").fill(booked["code"])
+    page.get_by_role("button", name="签到取号").click()
+    message = page.locator("#message-text")
+    message.wait_for(state="visible")
+    assert message.inner_text() and "HTTP" not in message.inner_text() and "409" not in message.inner_text()
