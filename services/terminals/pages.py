@@ -117,6 +117,8 @@ def _public_base(request: Request) -> str:
 # the public pages (no token; phones first): each calls only the services' public routes
 
 ITEM = r"^[A-Za-z0-9_.-]{1,32}$"  # an item's code, as the catalogue has it
+CASE_NO = r"^[A-Za-z0-9-]{1,48}$"  # 320102-20261208-000001
+CASE_CODE = r"^[A-Za-z0-9]{1,32}$"  # the receipt's lookup code
 CenterPath = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9]{2,32}$")]
 
 
@@ -127,9 +129,21 @@ async def appointments(request: Request, center: Center = None) -> HTMLResponse:
 
 
 @router.get("/lookup", response_class=HTMLResponse)
-async def lookup(request: Request) -> HTMLResponse:
-    """办件查询: a case's state, stage and due date by its number and lookup code (nothing personal)."""
-    return _page(request, "lookup.html", "办件查询")
+async def lookup(request: Request, center: Center = None,
+                 no: Annotated[str | None, Query(pattern=CASE_NO, description="the case number, filled in")] = None,
+                 code: Annotated[str | None, Query(pattern=CASE_CODE, description="its lookup code")] = None
+                 ) -> HTMLResponse:
+    """办件查询: a case's state, stage and due date by its number and lookup code (nothing personal); given both
+    (the receipt's QR code), it asks at once."""
+    return _page(request, "lookup.html", "办件查询", center=center, case_no=no, code=code)
+
+
+@router.get("/case", response_class=HTMLResponse, include_in_schema=False)
+async def case_receipt(request: Request,
+                       no: Annotated[str | None, Query(pattern=CASE_NO)] = None,
+                       code: Annotated[str | None, Query(pattern=CASE_CODE)] = None) -> HTMLResponse:
+    """The address the printed receipts' QR codes carry (/ui/case?no=&code=): the lookup page, filled in."""
+    return _page(request, "lookup.html", "办件查询", center=None, case_no=no, code=code)
 
 
 @router.get("/board", response_class=HTMLResponse)
@@ -140,10 +154,12 @@ async def board(request: Request, center: Center = None) -> HTMLResponse:
 
 @router.get("/guide", response_class=HTMLResponse)
 async def guide(request: Request, center: Center = None,
-                item: Annotated[str | None, Query(pattern=ITEM, description="the item to open")] = None
+                item: Annotated[str | None, Query(pattern=ITEM, description="the item to open")] = None,
+                code: Annotated[str | None, Query(pattern=ITEM, description="the same, as the printed guides' and "
+                                                   "notices' QR codes name it")] = None
                 ) -> HTMLResponse:
     """办事指南: the centre's items (limits, fees, materials, conditions), each with its QR code and PDF."""
-    return _page(request, "guide.html", "办事指南", center=center, item=item)
+    return _page(request, "guide.html", "办事指南", center=center, item=item or code)
 
 
 @router.get("/qr/guide/{center_id}/{code}.svg")

@@ -349,5 +349,5 @@ const Hall = (() => {
     setInterval(tick, 10000);
   }
 
-  return { API, UI, api, ApiError, DeviceSession, Feed, Announcer, spokenForm, showStatus, el, minutes, sleep, uuid, claims, clockText, hallNow, everyMinute };
+  return { API, UI, api, ApiError, DeviceSession, Feed, Announcer, spokenForm, showStatus, el, minutes, sleep, uuid, claims, clockText, clockReady, hallNow, everyMinute };
 })();
