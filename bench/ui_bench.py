@@ -13,12 +13,14 @@ Chromium is Debian's, headless, through Playwright's `executable_path`.
     the page's own clock (`performance.now()` when the attribute appears, read by an observer installed before
     the page's scripts; a new context's renderer start is Chromium's, not the page's, and is left out).
     Targets: <= 300 KB and <= 1 s. The median and the worst load are printed; a page passes on its worst.
+    A device page's loads are spaced 6.5 s apart: each exchanges the device's key, and the gateway's limit on
+    key exchanges per address (10 at once, then one every 6 s) is not what this measures.
 (2) Call to display. The display open and live; `--calls` times, a clerk's call-next through the gateway, and
     the moment the display's newest-call banner shows that number (a MutationObserver in the page reads
     Date.now(); the bench reads the same machine's wall clock just before sending the call). p50/p99/max;
     target p99 <= 300 ms.
 
-Run: `make bench-ui` (about 3 minutes). Exit code 0 when every target is met.
+Run: `make bench-ui` (about 4 minutes). Exit code 0 when every target is met.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import os
 import shutil
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,9 @@ from tests.ui.harness import CENTRE, Hall, chromium_path, launch_env, seed  # no
 BYTES_TARGET = 300 * 1024
 INTERACTIVE_TARGET_S = 1.0
 CALL_P99_TARGET_MS = 300.0
+# the gateway lets an address exchange 10 keys at once, then one every 6 s (shared/devinfra/envoy.py): a hall's
+# screens each have their own address, this bench has one, so a device's cold loads are spaced by the refill
+AUTH_REFILL_S = 6.5
 # installed before any of the page's own scripts: the moment (ms since navigation began, the page's own clock)
 # the body gets data-ready
 READY_AT = """new MutationObserver((records, observer) => {
@@ -112,9 +118,15 @@ def bench_pages(browser: Any, hall: Hall, loads: int) -> bool:
     ok = True
     print(f"pages: {loads} cold loads each, 1920x1080 (the phone page at 390x844); targets <= "
           f"{BYTES_TARGET // 1024} KB transferred and <= {INTERACTIVE_TARGET_S:g} s to interactive", flush=True)
+    exchanged = 0.0
     for name, path in pages(hall):
         viewport = {"width": 390, "height": 844} if "phone" in name else {"width": 1920, "height": 1080}
-        runs = [load_page(browser, hall, path, viewport) for _ in range(loads)]
+        runs = []
+        for _ in range(loads):
+            if "#key=" in path:  # a device's start exchanges its key: one per refill of the gateway's auth limit
+                time.sleep(max(0.0, exchanged + AUTH_REFILL_S - clock.monotonic()))
+                exchanged = clock.monotonic()
+            runs.append(load_page(browser, hall, path, viewport))
         weight = max(r[0] for r in runs)
         times = sorted(r[1] for r in runs)
         page_ok = weight <= BYTES_TARGET and times[-1] <= INTERACTIVE_TARGET_S
