@@ -83,6 +83,21 @@ async def window_screen(request: Request, window: Annotated[str, PathParam(patte
     return _page(request, "window_screen.html", f"{window} 号窗口", window=window)
 
 
+@router.get("/window", response_class=HTMLResponse)
+async def window_terminal(request: Request) -> HTMLResponse:
+    """窗口工作台: the clerk's day at the window terminal (terminal device key, then the clerk's sign-in, which
+    takes the window from the device): calling, the current ticket, accepting a case, the open cases by due
+    date, the chief representative's approvals, inquiries, the window's messages."""
+    return _page(request, "window_terminal.html", "窗口工作台")
+
+
+@router.get("/supervision", response_class=HTMLResponse)
+async def supervision(request: Request) -> HTMLResponse:
+    """电子监察: the supervision office's board (supervisor sign-in): live alerts, findings to confirm or excuse,
+    spot checks, sanctions and rectifications, complaints and follow-ups, KPIs and window scores with charts."""
+    return _page(request, "supervision.html", "电子监察")
+
+
 @router.get("/ticket/{ticket_id}", response_class=HTMLResponse)
 async def ticket(request: Request, ticket_id: Annotated[int, PathParam(ge=1)],
                  code: Annotated[str, Query(pattern=LOOKUP_CODE, description="the slip's lookup code")]
