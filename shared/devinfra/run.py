@@ -298,6 +298,8 @@ def main() -> int:
         print(f"  screens      {gateway}/ui/kiosk   {gateway}/ui/display   {gateway}/ui/window-screen/<n>   (a "
               f"device key once: append #key=<key> from POST /api/auth/device-keys)   public: {gateway}/ui/guide?center=<c>",
               flush=True)
+        print(f"  staff        {gateway}/ui/window   (a terminal's key once, then a clerk signs in)   "
+              f"{gateway}/ui/supervision   (a supervisor signs in)", flush=True)
         dev_url = devprovider_url(dev)
         print(f"  devprovider  SMS {dev_url}/sms   e-mail {dev_url}/mail   (the development provider: nothing "
               f"leaves the machine; SMTP {dev.host}:{dev.devprovider_smtp_port} with STARTTLS)", flush=True)

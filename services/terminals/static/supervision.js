@@ -671,9 +671,12 @@
       ...windows.map((w) => el("option", { value: w.number, text: `${w.number} 号窗口${w.name ? ` · ${w.name}` : ""}` })));
   }
 
+  /* Everything at once (one round trip): the lists draw as they come, with codes where a department's name
+     has not arrived yet, and are drawn again with the names at the end. */
   async function loadAll() {
-    await loadReference();
-    await Promise.all([loadAlerts(), loadSanctions().then(loadFindings), loadComplaints()]);
+    departmentsAsked = Date.now();  // the reference data is on its way: no second read of the departments
+    await Promise.all([loadReference(), loadAlerts(), loadSanctions(), loadFindings(), loadComplaints()]);
+    renderAlerts(); renderFindings(); renderSanctions(); renderComplaints();
     state.loads += 1;
   }
 

@@ -791,15 +791,15 @@
   $("terminal").hidden = false;
   for (;;) {
     try {
+      // everything the first screen needs, asked at once (one round trip, not two)
       const [windows, items] = await Promise.all([
         call(`/queue/centers/${c}/windows`),
         department ? call(`/cases/items?center=${c}&department=${encodeURIComponent(department)}`) : Promise.resolve([]),
-        loadHall()]);
+        loadHall(), loadCases(), loadInquiries(), chief ? loadApprovals() : null]);
       state.windows = windows;
       state.items = items;
       $("inquiry-window").replaceChildren(...windows.filter((w) => w.number !== number && w.active).map((w) => el("option", { value: w.number, text: `${w.number} 号窗口（${w.name}）` })));
       drawItems();
-      await Promise.all([loadCases(), loadInquiries(), chief ? loadApprovals() : null]);
       break;
     } catch (error) {
       Hall.showStatus(words(error), "error");
