@@ -94,6 +94,14 @@ def test_compose_and_kubernetes_mount_the_rendered_files():
     assert configmap["data"]["envoy.yaml"] == envoy.rendered_path("kubernetes").read_text()
 
 
+def test_every_service_the_compose_gateway_routes_to_is_a_container_of_the_compose_file():
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    upstreams = {up.host for up in envoy.profile_values("compose").upstreams}
+    assert "terminals" in upstreams  # the screens are routed (and health-checked) too
+    assert upstreams <= set(compose["services"]), upstreams - set(compose["services"])
+    assert upstreams <= set(compose["services"]["gateway"]["depends_on"])
+
+
 def test_every_upstream_of_a_profile_is_placed_and_no_stray_name_is_accepted(tmp_path, monkeypatch):
     for profile in envoy.PROFILES:
         values = envoy.profile_values(profile)
