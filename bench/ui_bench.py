@@ -42,8 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-
 from shared import clock  # noqa: E402
 from tests.e2e.test_make_run import Launch  # noqa: E402
 from tests.ui.harness import CENTRE, CLERK_PASSWORD, Hall, chromium_path, launch_env, seed  # noqa: E402
@@ -120,10 +118,9 @@ def pages(hall: Hall) -> list[Page]:
         return {"hall.person.window": login["refresh_token"]}
 
     def supervisor() -> dict[str, str]:
-        login = httpx.post(f"{hall.url}/api/auth/login", timeout=15,  # no bearer: a plain sign-in
-                           json={"username": "bench.supervisor", "password": CLERK_PASSWORD})
-        assert login.status_code == 200, login.text
-        return {"hall.person.supervision": login.json()["refresh_token"]}
+        login = hall.ok("POST", "/auth/login", headers={},  # no bearer: a plain sign-in
+                        json={"username": "bench.supervisor", "password": CLERK_PASSWORD})
+        return {"hall.person.supervision": login["refresh_token"]}
 
     return [
         Page("kiosk", f"/ui/kiosk#key={hall.kiosk_key}", 1),

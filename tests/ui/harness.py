@@ -56,7 +56,9 @@ class Hall:
     people: dict[str, str] = field(default_factory=dict)  # username -> user id, of the clerks made so far
 
     def api(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
-        return httpx.request(method, f"{self.url}/api{path}", headers=headers or self.admin, timeout=15, **kwargs)
+        """`headers` None: as the seeding admin; `{}`: with no token (a public route, a sign-in)."""
+        return httpx.request(method, f"{self.url}/api{path}", headers=self.admin if headers is None else headers,
+                             timeout=15, **kwargs)
 
     def ok(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
         response = self.api(method, path, headers, **kwargs)
@@ -93,6 +95,33 @@ def seed(url: str, admin: dict[str, str]) -> Hall:
                     json={"username": "zhang.min", "password": CLERK_PASSWORD})
     hall.clerk = {"Authorization": f"Bearer {login['access_token']}"}
     return hall
+
+
+# an item of the guide, as the public pages and the window terminal use it (promised, two required materials)
+HJ_001: dict[str, Any] = {
+    "center_id": CENTRE, "code": "HJ-001", "name": "户口迁移登记", "department": "D01", "kind": "promised",
+    "legal_limit_days": 20, "promised_limit_days": 5,
+    "materials": [{"code": "M1", "name": "居民身份证", "required": True},
+                  {"code": "M2", "name": "居民户口簿", "required": True},
+                  {"code": "M3", "name": "房屋产权证明", "required": False}],
+    "fees": "不收费", "conditions": ["在本区有合法固定住所", "本人或其直系亲属申请"],
+    "procedure": [{"name": "申请", "description": "到窗口提交材料"}, {"name": "受理"}, {"name": "决定"}],
+    "service_objects": ["natural_person"]}
+
+
+def created(hall: Hall, method: str, path: str, headers: dict[str, str] | None = None, *, within: float = 30,
+            exists_ok: bool = False, **kwargs: Any) -> Any:
+    """A write that needs a read copy the broker brings (the centre, the clerk, the handler): retried until it
+    passes; its answer. `exists_ok`: a 409 (made by an earlier module or run in this hall) counts as done, and
+    answers None."""
+    answers: list[httpx.Response] = []
+
+    def attempt() -> bool:
+        answers.append(hall.api(method, path, headers, **kwargs))
+        return answers[-1].status_code < 300 or (exists_ok and answers[-1].status_code == 409)
+
+    wait_for(attempt, within=within, what=f"{method} {path} (last: {answers[-1].text[:300] if answers else ''})")
+    return answers[-1].json() if answers[-1].status_code < 300 and answers[-1].content else None
 
 
 def clerk_at(hall: Hall, window: str, username: str, name: str, *, photo: bytes | None = None) -> dict[str, str]:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ui.harness import CENTRE, MORNING, Hall, shot, wait_for
+from tests.ui.harness import CENTRE, HJ_001, MORNING, Hall, created, shot, wait_for
 
 PHONE = (390, 844)
 PC = (1366, 768)
@@ -32,19 +32,6 @@ class Seeded:
     lookup_code: str
 
 
-def _until_created(hall: Hall, method: str, path: str, headers: dict[str, str] | None = None,
-                   **kwargs: Any) -> Any:
-    """A write that needs a read copy the broker brings (the centre, the clerk): retried until it is there."""
-    answers: list[httpx.Response] = []
-
-    def attempt() -> bool:
-        answers.append(hall.api(method, path, headers, **kwargs))
-        return answers[-1].status_code < 300
-
-    wait_for(attempt, within=30, what=f"{method} {path} to succeed (last: {answers[-1].text if answers else ''})")
-    return answers[-1].json()
-
-
 @pytest.fixture(scope="module")
 def seeded(hall: Hall) -> Seeded:
     return seed_public(hall)
@@ -53,27 +40,19 @@ def seeded(hall: Hall) -> Seeded:
 def seed_public(hall: Hall) -> Seeded:
     """A department and two items of the guide, a case the clerk accepted, slots of 户籍办理 every day
     09:00-12:00 by the hour, two places each, and a complaint by phone (the monitor knows the centre)."""
-    _until_created(hall, "POST", "/cases/departments",
+    created(hall, "POST", "/cases/departments",
                    json={"center_id": CENTRE, "code": DEPARTMENT, "name": "区公安分局"})
-    hall.ok("POST", "/cases/items", json={
-        "center_id": CENTRE, "code": ITEM, "name": "户口迁移登记", "department": DEPARTMENT, "kind": "promised",
-        "legal_limit_days": 20, "promised_limit_days": 5,
-        "materials": [{"code": "M1", "name": "居民身份证", "required": True},
-                      {"code": "M2", "name": "居民户口簿", "required": True},
-                      {"code": "M3", "name": "房屋产权证明", "required": False}],
-        "fees": "不收费", "conditions": ["在本区有合法固定住所", "本人或其直系亲属申请"],
-        "procedure": [{"name": "申请", "description": "到窗口提交材料"}, {"name": "受理"}, {"name": "决定"}],
-        "service_objects": ["natural_person"]})
+    hall.ok("POST", "/cases/items", json=HJ_001)
     hall.ok("POST", "/cases/items", json={
         "center_id": CENTRE, "code": "HJ-002", "name": "居民身份证换领", "department": DEPARTMENT,
         "kind": "immediate", "legal_limit_days": 0, "fees": "20 元"})
-    case = _until_created(hall, "POST", "/cases/cases", headers=hall.clerk, json={
+    case = created(hall, "POST", "/cases/cases", headers=hall.clerk, json={
         "center": CENTRE, "item_code": ITEM, "applicant": {"name": APPLICANT, "id_number": ID},
         "materials": ["居民身份证", "居民户口簿"]})
     slots = [{"weekday": d, "start": "09:00", "end": "12:00", "minutes": 60, "capacity": 2} for d in range(1, 8)]
     hall.ok("PATCH", f"/queue/centers/{CENTRE}/services/HJ", json={"slots": slots})
     # the monitor's read copy of the centre comes by the broker: the public complaint needs it
-    _until_created(hall, "POST", "/monitor/complaints", json={
+    created(hall, "POST", "/monitor/complaints", json={
         "center": CENTRE, "channel": "phone", "severity": "simple", "category": "办事效率",
         "subject": {"window": "2"}, "text": "电话反映：等候时间较长"})
     return Seeded(case_no=case["case_no"], lookup_code=case["lookup_code"])

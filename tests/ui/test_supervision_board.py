@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ui.harness import CENTRE, MORNING, Hall, png, shot, wait_for
+from tests.ui.harness import CENTRE, MORNING, Hall, created, png, shot, wait_for
 
 PASSWORD = "supervision office password 1"
 SUPERVISOR = "zhou.jian"  # 周健, of the supervision office (督查股)
@@ -30,28 +30,14 @@ class Office:
     handler_id: str
 
 
-def created(hall: Hall, method: str, path: str, headers: dict[str, str] | None = None, *, within: float = 60,
-            **kwargs: Any) -> Any:
-    """A write that waits for a read copy the broker brings (the centre, the handler): retried until it passes.
-    A 409 "exists" (made by an earlier run in this hall) counts as done."""
-    answers: list[httpx.Response] = []
-
-    def attempt() -> bool:
-        answers.append(hall.api(method, path, headers, **kwargs))
-        return answers[-1].status_code < 300 or answers[-1].status_code == 409
-
-    wait_for(attempt, within=within, what=f"{method} {path} (last: {answers[-1].text[:300] if answers else ''})")
-    return answers[-1].json() if answers[-1].status_code < 300 else None
-
-
 @pytest.fixture(scope="module")
 def office(hall: Hall, launched: Any) -> Office:
     """The office's supervisor and a clerk to name as the imported cases' handler."""
     admin = launched.auth()  # fresh: the session's seed token may be older than its 15 minutes
-    created(hall, "POST", "/auth/users", admin, json={
+    created(hall, "POST", "/auth/users", admin, within=60, exists_ok=True, json={
         "username": SUPERVISOR, "password": PASSWORD, "display_name": "周健", "post_title": "督查股",
         "role": "supervisor", "centers": [CENTRE]})
-    created(hall, "POST", "/auth/users", admin, json={
+    created(hall, "POST", "/auth/users", admin, within=60, exists_ok=True, json={
         "username": HANDLER, "password": PASSWORD, "display_name": "陈静", "post_title": "综合受理窗口",
         "role": "clerk", "centers": [CENTRE], "department": "D01"})
     users = hall.ok("GET", "/auth/users", admin, params={"center": CENTRE})
@@ -65,7 +51,7 @@ def department(hall: Hall, launched: Any, promised: int = 5) -> tuple[str, str, 
     admin = launched.auth()
     code = f"JC{secrets.token_hex(2).upper()}"
     name = f"区监察测试局{code[-4:]}"
-    created(hall, "POST", "/cases/departments", admin, json={"center_id": CENTRE, "code": code, "name": name})
+    created(hall, "POST", "/cases/departments", admin, within=60, exists_ok=True, json={"center_id": CENTRE, "code": code, "name": name})
     item = f"{code}-01"
     hall.ok("POST", "/cases/items", admin, json={
         "center_id": CENTRE, "code": item, "name": f"营业执照变更登记（{code}）", "department": code, "kind": "promised",
@@ -76,7 +62,7 @@ def department(hall: Hall, launched: Any, promised: int = 5) -> tuple[str, str, 
 def import_case(hall: Hall, launched: Any, office: Office, item: str, accepted_at: str) -> dict[str, Any]:
     """One open case from the previous system, accepted at `accepted_at`; retried until cases knows the handler."""
     legacy = f"OLD-{secrets.token_hex(4)}"
-    answer = created(hall, "POST", f"/cases/import?center={CENTRE}", launched.auth(), json={"cases": [{
+    answer = created(hall, "POST", f"/cases/import?center={CENTRE}", launched.auth(), within=60, exists_ok=True, json={"cases": [{
         "legacy_no": legacy, "item_code": item, "accepted_at": accepted_at, "handler": office.handler_id,
         "applicant": APPLICANT}]})
     assert answer is not None
@@ -228,7 +214,7 @@ def test_the_kpi_charts_draw_the_months_cases_and_the_csv_downloads(open_page, h
 
 def test_a_public_complaint_is_listed_with_its_deadline_and_answered(open_page, hall, office):
     words = f"窗口工作人员态度生硬，解释不清 {secrets.token_hex(3)}"
-    receipt = created(hall, "POST", "/monitor/public/complaints", {}, json={
+    receipt = created(hall, "POST", "/monitor/public/complaints", {}, within=60, exists_ok=True, json={
         "center": CENTRE, "category": "服务态度", "subject": {"window": "3"}, "text": words})
     page = board(open_page)
     page.get_by_role("tab", name="投诉与回访").click()

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ui.harness import CENTRE, CLERK_PASSWORD, MORNING, Hall, shot, wait_for
+from tests.ui.harness import CENTRE, CLERK_PASSWORD, HJ_001, MORNING, Hall, created, shot, wait_for
 
 WINDOW = "4"
 DEPARTMENT = "D01"  # the harness's clerks' department; the public pages seed it too, with the same items
@@ -38,18 +38,6 @@ def id_number(seed: int) -> str:
     return base + "10X98765432"[sum(int(c) * w for c, w in zip(base, weights, strict=True)) % 11]
 
 
-def _created(hall: Hall, path: str, json: dict[str, Any], what: str) -> None:
-    """A write made idempotent: created now, or there already (409); retried while a read copy it needs (the
-    centre in cases) is still on its way."""
-    answers: list[httpx.Response] = []
-
-    def attempt() -> bool:
-        answers.append(hall.api("POST", path, json=json))
-        return answers[-1].status_code < 300 or answers[-1].status_code == 409
-
-    wait_for(attempt, within=30, what=f"{what} (last: {answers[-1].text if answers else ''})")
-
-
 def _person(hall: Hall, username: str, name: str, role: str) -> str:
     if username not in hall.people:
         user = hall.ok("POST", "/auth/users", json={
@@ -63,19 +51,12 @@ def _person(hall: Hall, username: str, name: str, role: str) -> str:
 def desk(hall: Hall) -> Desk:
     """Window 4 serving 户籍 and 社保, department D01 with item HJ-001 (as the public pages seed them), a clerk and a
     chief representative of D01, and window 4's terminal key."""
-    _created(hall, f"/queue/centers/{CENTRE}/windows", {
+    created(hall, "POST", f"/queue/centers/{CENTRE}/windows", exists_ok=True, json={
         "number": WINDOW, "name": "综合受理 4 号窗口", "department": DEPARTMENT,
-        "services": [{"service_code": "HJ", "weight": 1}, {"service_code": "SB", "weight": 1}]}, "window 4")
-    _created(hall, "/cases/departments", {"center_id": CENTRE, "code": DEPARTMENT, "name": "区公安分局"}, "D01")
-    _created(hall, "/cases/items", {
-        "center_id": CENTRE, "code": ITEM, "name": "户口迁移登记", "department": DEPARTMENT, "kind": "promised",
-        "legal_limit_days": 20, "promised_limit_days": 5,
-        "materials": [{"code": "M1", "name": "居民身份证", "required": True},
-                      {"code": "M2", "name": "居民户口簿", "required": True},
-                      {"code": "M3", "name": "房屋产权证明", "required": False}],
-        "fees": "不收费", "conditions": ["在本区有合法固定住所", "本人或其直系亲属申请"],
-        "procedure": [{"name": "申请", "description": "到窗口提交材料"}, {"name": "受理"}, {"name": "决定"}],
-        "service_objects": ["natural_person"]}, "item HJ-001")
+        "services": [{"service_code": "HJ", "weight": 1}, {"service_code": "SB", "weight": 1}]})
+    created(hall, "POST", "/cases/departments", exists_ok=True,
+            json={"center_id": CENTRE, "code": DEPARTMENT, "name": "区公安分局"})
+    created(hall, "POST", "/cases/items", exists_ok=True, json=HJ_001)
     key = hall.ok("POST", "/auth/device-keys", json={"role": "terminal", "center_id": CENTRE,
                                                     "label": "4 号窗口终端", "window": WINDOW})["key"]
     return Desk(terminal_key=key, clerk_id=_person(hall, *CLERK, "clerk"),
