@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-pg15 migrate lint browser ui-shots envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor bench-notify bench-ui install clean
+.PHONY: run test prometheus test-pg15 migrate lint browser ui-shots envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor bench-notify bench-ui install clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -17,6 +17,17 @@ PYTEST_ARGS ?=
 
 install: .venv/.installed
 
+# Prometheus and promtool from Debian's package, unpacked (not installed) into .tools/: no root at run time
+PROMETHEUS_DIR := .tools/prometheus
+$(PROMETHEUS_DIR)/usr/bin/promtool:
+	rm -rf $(PROMETHEUS_DIR) && mkdir -p $(PROMETHEUS_DIR)/deb
+	cd $(PROMETHEUS_DIR)/deb && { apt-get download -qq prometheus 2>/dev/null || \
+		{ apt-get update -qq && apt-get download -qq prometheus; }; }
+	dpkg -x $(PROMETHEUS_DIR)/deb/prometheus_*.deb $(PROMETHEUS_DIR)
+	rm -rf $(PROMETHEUS_DIR)/deb
+
+prometheus: $(PROMETHEUS_DIR)/usr/bin/promtool ## Prometheus and promtool (Debian's package, unpacked into .tools/)
+
 browser: ## Debian's Chromium and a CJK font for the browser tests, installed when missing (root; apt)
 	@command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; }
@@ -24,7 +35,7 @@ browser: ## Debian's Chromium and a CJK font for the browser tests, installed wh
 run: install ## start the database, broker, all services and the gateway; Ctrl-C stops them
 	$(PY) -m shared.devinfra.run
 
-test: install browser ## the whole suite, against the embedded PostgreSQL and broker, the screens in Chromium
+test: install browser prometheus ## the whole suite, against the embedded PostgreSQL and broker, the screens in Chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ui-shots: install browser ## the browser tests at both screen sizes (1920x1080, 1366x768): screenshots in var/ui-shots/

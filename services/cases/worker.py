@@ -1,8 +1,9 @@
 """The cases worker, `python -m services.cases.worker`: its outbox relay, its event consumers (read copies,
-ratings), the open-case gauges, counted by one leader once a minute, and the timers of joint sub-tasks
+ratings), the open-case and calendar gauges, counted by one leader once a minute, and the timers of joint sub-tasks
 (超时默认)."""
 
 from services.cases import consumers
+from services.cases.calendar.service import CALENDAR_JOB
 from services.cases.config import get_settings
 from services.cases.joint import lead as joint_lead
 from services.cases.joint import service as joint_service
@@ -14,7 +15,7 @@ HEALTH_PORT = 9102
 
 
 def open_cases_runner(context: WorkerContext) -> PeriodicRunner:
-    return PeriodicRunner(context.engine, [OPEN_CASES_JOB])
+    return PeriodicRunner(context.engine, [OPEN_CASES_JOB, CALENDAR_JOB])
 
 
 def joint_timer_runner(context: WorkerContext) -> TimerRunner:

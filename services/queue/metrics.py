@@ -10,7 +10,15 @@ from shared.metrics import at_commit
 
 TICKETS = Counter("hall_queue_tickets_total", "Tickets by what happened to them (issued, called, finished, "
                   "no_show, expired, cancelled, transferred, requeued)", ["center", "service", "event"])
+# the hall's state now, set by the worker's leader from the tables every 15 s (right after any restart, and
+# no API replica has to agree with another): services.queue.windows.count_hall
 WAITING = Gauge("hall_queue_waiting_tickets", "Tickets waiting now", ["center", "service"])
+LONGEST_WAIT = Gauge("hall_queue_longest_wait_seconds", "The longest current wait of a ticket still waiting",
+                     ["center", "service"])
+WAIT_THRESHOLD = Gauge("hall_queue_wait_threshold_seconds", "The service's long-wait threshold "
+                       "(wait_threshold_minutes): a longer wait is a long-wait alert", ["center", "service"])
+VACANT = Gauge("hall_queue_windows_vacant", "Windows vacant now (空岗): signed in, away or silent over the "
+               "centre's vacancy minutes while tickets wait for them", ["center"])
 # a hall's waits run from seconds to hours; service times from a minute to an hour
 WAIT = Histogram("hall_queue_wait_seconds", "From a ticket's effective arrival to its call", ["center", "service"],
                  buckets=(30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800))
@@ -39,14 +47,6 @@ def served(session: AsyncSession, center: str, service: str, seconds: float) -> 
     at_commit(session, lambda: SERVICE.labels(center, service).observe(seconds))
 
 
-def waiting(session: AsyncSession, center: str, counts: dict[str, int]) -> None:
-    def record() -> None:
-        for service, n in counts.items():
-            WAITING.labels(center, service).set(n)
-
-    at_commit(session, record)
-
-
 def window_event(session: AsyncSession, center: str, what: str) -> None:
     at_commit(session, WINDOW_EVENTS.labels(center, what).inc)
 
@@ -56,6 +56,18 @@ def windows(session: AsyncSession, center: str, counts: dict[str, int]) -> None:
         for state in WINDOW_STATES:
             WINDOWS.labels(center, state).set(counts.get(state, 0))
         SILENT.labels(center).set(counts.get("silent", 0))
+
+    at_commit(session, record)
+
+
+def hall(session: AsyncSession, center: str, lines: dict[str, tuple[int, int, int]], vacant: int) -> None:
+    """The hall's gauges of one centre: per service (waiting, longest wait in s, threshold in s)."""
+    def record() -> None:
+        for service, (n, longest, threshold) in lines.items():
+            WAITING.labels(center, service).set(n)
+            LONGEST_WAIT.labels(center, service).set(longest)
+            WAIT_THRESHOLD.labels(center, service).set(threshold)
+        VACANT.labels(center).set(vacant)
 
     at_commit(session, record)
 

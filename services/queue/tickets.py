@@ -195,8 +195,6 @@ async def waiting_counts(session: AsyncSession, center_id: str, day: date) -> Ou
     db = await driver_connection(session)
     await statements.lock_waiting_counts(db, center_id)
     counts = await statements.waiting_counts(db, center_id, day)
-    if day == clock.today_local():
-        metrics.waiting(session, center_id, counts)
     return Outgoing(WaitingCounts(center_id=center_id, business_date=day, waiting=counts),
                     subject=f"waiting:{center_id}", center_id=center_id)
 

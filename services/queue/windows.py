@@ -491,3 +491,19 @@ async def end_session_for_takeover(session: AsyncSession, window: Window, replac
     await publish(session, PRODUCER, WindowSignedOut(center_id=window.center_id, window=window.number,
                                                      clerk_id=replaced, reason=reason),
                   subject=subject(window), center_id=window.center_id)
+
+
+async def count_hall(session: AsyncSession, _due: datetime) -> None:
+    """The hall-gauges job (every 15 s, under the worker's leader lock): per centre and service the tickets
+    waiting, the longest wait and its threshold; per centre the vacant windows (空岗). From the tables, as the
+    hall display's status is, so the gauges and the supervisor's screen agree."""
+    from shared.calendar.store import load_calendar
+
+    calendar = await load_calendar(session)
+    for center in await repository.list_centers(session, None):
+        status = await hall_status(session, calendar, center)
+        thresholds = {s.code: s.wait_threshold_minutes * 60 for s in await repository.list_services(session, center.id)}
+        metrics.hall(session, center.id,
+                     {line.code: (line.waiting, line.longest_wait_s, thresholds.get(line.code, 0))
+                      for line in status.services},
+                     sum(1 for w in status.windows if w.vacancy is not None and w.vacancy.vacant))

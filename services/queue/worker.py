@@ -1,6 +1,7 @@
 """The queue worker, `python -m services.queue.worker`: relays its events to Kafka; keeps the calendar, staff
 and item copies; closes each centre's day at its day-close time (what still waits expires); finds the windows
-whose heartbeat is lost (90 s without a beat) and counts the windows by state."""
+whose heartbeat is lost (90 s without a beat) and counts the windows by state; sets the hall's gauges
+(waiting lines, longest waits, vacant windows)."""
 
 from datetime import timedelta
 
@@ -16,10 +17,12 @@ DAY_CLOSE = PeriodicJob("queue.day_close", timedelta(minutes=5), tickets.close_d
 # every 10 s: a heartbeat is lost within 100 s of the last beat; only the latest moment matters after downtime
 HEARTBEATS = PeriodicJob("queue.heartbeats", timedelta(seconds=10), windows.detect_lost_heartbeats,
                          catch_up="latest")
+# every 15 s: the waiting lines, longest waits and vacant windows as gauges (Prometheus scrapes every 15 s)
+HALL_GAUGES = PeriodicJob("queue.hall_gauges", timedelta(seconds=15), windows.count_hall, catch_up="latest")
 
 
 def day_close_runner(context: WorkerContext) -> PeriodicRunner:
-    return PeriodicRunner(context.engine, [DAY_CLOSE, HEARTBEATS])
+    return PeriodicRunner(context.engine, [DAY_CLOSE, HEARTBEATS, HALL_GAUGES])
 
 
 def main() -> int:

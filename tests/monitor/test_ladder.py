@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from pypdf import PdfReader
 
+from services.monitor.metrics import count_open_alerts
 from shared import clock
 from tests.monitor.support import (
     CALENDAR,
@@ -122,6 +124,11 @@ async def test_the_ladder_warning_then_criticisms_per_department_and_year_and_ex
             ("warning", 1), ("criticism", 2)]
         assert "（更正）" in s[second.case_no]["notice_text"] and "予以警告" in s[second.case_no]["notice_text"]
         assert s[second.case_no]["reissues"] == 1
+        # this year's sanctions as the worker's gauge counts them: the revoked one and 2025's do not count
+        async with m.client.app.state.sessionmaker() as session:
+            await count_open_alerts(session, clock.now())
+        assert {level: REGISTRY.get_sample_value("hall_monitor_sanctions_this_year", {"center": CENTRE, "level": level})
+                for level in ("warning", "criticism")} == {"warning": 2, "criticism": 1}
         events = await m.db.fetch("SELECT type FROM outbox WHERE type LIKE 'sanction.%' ORDER BY sequence")
         assert [e["type"] for e in events].count("sanction.reclassified") == 1
         assert [e["type"] for e in events].count("sanction.issued") == 5

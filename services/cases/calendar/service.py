@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from fastapi import FastAPI
 from prometheus_client import Gauge
@@ -16,16 +16,20 @@ from services.cases.rekey import rekey_open_cases
 from shared import clock
 from shared.auth import Principal
 from shared.calendar import WorkCalendar, YearData
-from shared.calendar.store import current_version, package_fingerprint, write_scope
+from shared.calendar.store import current_version, load_calendar, package_fingerprint, write_scope
 from shared.db import advisory_key
 from shared.errors import Conflict
 from shared.events.catalog import CalendarChanged, CalendarDay, CalendarFallbackUsed
 from shared.events.outbox import publish
 from shared.tables import audit_log, calendar_overrides, calendar_scopes, platform_state
+from shared.timers import PeriodicJob
 
 FALLBACK_IN_USE = Gauge("hall_calendar_fallback_year_in_use",
-                        "1 when a date in use fell in this year with no official schedule (Mon-Fri fallback)",
-                        ["year"])
+                        "1 when a date in use fell in this year with no official schedule (Mon-Fri fallback); "
+                        "0 once the year is imported", ["year"])
+SCHEDULE_DAYS_LEFT = Gauge("hall_calendar_schedule_days_left",
+                           "Days from today (Asia/Shanghai) to the first day of a year with no official or "
+                           "imported schedule: a deadline beyond it is counted Monday-Friday")
 
 
 async def _next_version(session: AsyncSession) -> int:
@@ -111,7 +115,6 @@ async def check_package(session: AsyncSession) -> CalendarChanged | None:
 async def note_fallback(session: AsyncSession, calendar: WorkCalendar, years: list[int], used_for: date) -> None:
     """Raise the "calendar missing for year Y" system alert: a metric, and one event per year."""
     for year in years:
-        FALLBACK_IN_USE.labels(str(year)).set(1)
         claimed = await session.execute(
             insert(platform_state).values(key=f"calendar.fallback_alert.{year}",
                                           value={"first_used_for": used_for.isoformat()}, updated_at=clock.now())
@@ -126,3 +129,22 @@ async def check_package_at_startup(app: FastAPI, stack: AsyncExitStack) -> None:
     sessionmaker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
     async with sessionmaker() as session, session.begin():
         await check_package(session)
+
+
+async def count_calendar(session: AsyncSession, _due: datetime) -> None:
+    """The calendar gauges (a job of the worker's leader, once a minute, from the tables): how many days the
+    schedules still cover, and each year a deadline has reached on the fallback, 1 until it is imported."""
+    calendar = await load_calendar(session)
+    today = clock.today_local()
+    year = today.year
+    while not calendar.is_fallback_year(year) and year < today.year + 50:
+        year += 1
+    SCHEDULE_DAYS_LEFT.set((date(year, 1, 1) - today).days)
+    keys = (await session.execute(select(platform_state.c.key)
+                                  .where(platform_state.c.key.like("calendar.fallback_alert.%")))).scalars()
+    for key in keys:
+        used = int(key.rsplit(".", 1)[1])
+        FALLBACK_IN_USE.labels(str(used)).set(1 if calendar.is_fallback_year(used) else 0)
+
+
+CALENDAR_JOB = PeriodicJob("cases.calendar_gauges", timedelta(minutes=1), count_calendar, catch_up="latest")
