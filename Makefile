@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test prometheus test-pg15 migrate lint browser ui-shots envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor bench-notify bench-ui install clean
+.PHONY: run test prometheus dashboards test-pg15 migrate lint browser ui-shots envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor bench-notify bench-ui install clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -32,7 +32,7 @@ browser: ## Debian's Chromium and a CJK font for the browser tests, installed wh
 	@command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; }
 
-run: install ## start the database, broker, all services and the gateway; Ctrl-C stops them
+run: install prometheus ## start the database, broker, all services and the gateway; Ctrl-C stops them
 	$(PY) -m shared.devinfra.run
 
 test: install browser prometheus ## the whole suite, against the embedded PostgreSQL and broker, the screens in Chromium
@@ -48,11 +48,15 @@ test-pg15: install ## migration and database-concurrency tests against the machi
 migrate: install ## apply every service's migrations (URLs from the services' settings)
 	$(PY) -m shared.migrate upgrade
 
-lint: install ## ruff; mypy --strict on shared/, mypy (typed definitions) on services/; the Envoy files current
+lint: install ## ruff; mypy --strict on shared/, mypy (typed definitions) on services/; the Envoy files and Grafana dashboards current
 	$(PY) -m ruff check .
 	$(PY) -m mypy --strict shared
 	$(PY) -m mypy services
 	$(PY) -m shared.devinfra.envoy check
+	$(PY) -m shared.devinfra.grafana check
+
+dashboards: install ## render deploy/grafana/dashboards/*.json from their spec (shared/devinfra/grafana.py)
+	$(PY) -m shared.devinfra.grafana render
 
 envoy-config: install ## render deploy/envoy/envoy.yaml.j2 for compose and Kubernetes, and validate them with Envoy
 	$(PY) -m shared.devinfra.envoy render

@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, disable_created_metrics, generate_latest
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -41,6 +41,7 @@ from shared.migrate import upgrade_async
 from shared.settings import ServiceSettings
 
 log = logging.getLogger("shared.worker")
+disable_created_metrics()  # type: ignore[no-untyped-call]  # as every API does (shared/metrics.py)
 
 # the order `make run` starts the services in: WORKER_HEALTH_PORT_BASE + this index is a worker's port
 SERVICE_ORDER = ("queue", "cases", "monitor", "notify", "identity")

@@ -4,6 +4,7 @@ from contextlib import AsyncExitStack
 
 from fastapi import Depends, FastAPI
 
+from services.queue import metrics
 from services.queue.appointment_requests_router import router as appointment_requests_router
 from services.queue.appointments_router import router as appointments_router
 from services.queue.calendar_router import router as calendar_router
@@ -28,8 +29,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await display.start()
         stack.push_async_callback(display.stop)
 
+    async def prepare_metrics(app: FastAPI, stack: AsyncExitStack) -> None:
+        async with app.state.sessionmaker() as session:
+            await metrics.prepare_known(session)
+
     return create_service_app(
-        settings, clock=clock, on_startup=[start_display],
+        settings, clock=clock, on_startup=[start_display, prepare_metrics],
         title="Hall queue service",
         description="排队叫号: centres, hall schedule, services, windows, tickets, appointments, evaluations.",
         routers=[router, calendar_router, setup_router, tickets_router, windows_router, evaluations_router,

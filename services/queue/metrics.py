@@ -34,8 +34,32 @@ WINDOW_EVENTS = Counter("hall_queue_window_events_total", "Window events (away, 
 EVALUATIONS = Counter("hall_evaluations_total", "Ratings of services (好差评), 1 非常不满意 ... 5 非常满意",
                       ["center", "service", "rating"])
 WINDOW_STATES = ("open", "away", "closed", "signed_out")
+TICKET_EVENTS = ("issued", "called", "finished", "no_show", "expired", "cancelled", "transferred", "requeued")
+_PREPARED: set[tuple[str, str]] = set()
+
+
+def prepare(center: str, service: str) -> None:
+    """Every ticket-event and rating child of a centre's service, at 0: Prometheus's increase() and rate() see
+    a series' first step only from a sample before it, so a rating counted by a child born at 1 would be
+    missed (at start-up for the services known, and at each issue for one created since)."""
+    if (center, service) in _PREPARED:
+        return
+    for event in TICKET_EVENTS:
+        TICKETS.labels(center, service, event)
+    for rating in range(1, 6):
+        EVALUATIONS.labels(center, service, str(rating))
+    _PREPARED.add((center, service))
+
+
+async def prepare_known(session: AsyncSession) -> None:
+    from sqlalchemy import text
+
+    for center, service in (await session.execute(text("SELECT center_id, code FROM services"))).all():
+        prepare(center, service)
+
 
 def count(session: AsyncSession, center: str, service: str, what: str) -> None:
+    prepare(center, service)
     at_commit(session, TICKETS.labels(center, service, what).inc)
 
 

@@ -29,6 +29,8 @@ from shared.db import ensure_database
 from shared.devinfra.envoy import EmbeddedEnvoy, EnvoyValues, default_upstreams, jwks_document
 from shared.devinfra.kafka import EmbeddedKafka
 from shared.devinfra.postgres import EmbeddedPostgres
+from shared.devinfra.prometheus import BINARY as PROMETHEUS_BINARY
+from shared.devinfra.prometheus import EmbeddedPrometheus, local_config, loopback_targets
 from shared.devinfra.supervisor import ChildSpec, Process, Supervisor
 from shared.events.kafka import ensure_topics, new_admin
 from shared.migrate import SERVICES_WITH_DB, upgrade
@@ -56,6 +58,9 @@ class DevSettings(BaseSettings):
     devprovider_http_port: int = 8025
     devprovider_smtp_port: int = 8026
     workers: bool = True
+    prometheus: bool = True  # Prometheus (Debian's, unpacked by `make prometheus`) on every process's /metrics
+    prometheus_port: int = 9090
+    prometheus_scrape_interval: str = "15s"
 
 
 def _server_url(dev: DevSettings, pg: EmbeddedPostgres | None) -> str:
@@ -221,6 +226,23 @@ def _gateway_spec(dev: DevSettings, var: Path, jwt_public_key: str) -> ChildSpec
     return ChildSpec("gateway", log=log, start=start, stop=gateway.stop)
 
 
+def _prometheus_spec(dev: DevSettings, var: Path, env: dict[str, str]) -> ChildSpec:
+    """Prometheus on the jobs of deploy/prometheus/prometheus.yml at their loopback ports, with its alerting
+    rules; its data under var/prometheus/ (kept between runs, 15 days)."""
+    worker_base = int(env.get("WORKER_HEALTH_PORT_BASE", "9101"))
+    config = local_config(loopback_targets(dev.host, dev.first_service_port, worker_base, dev.envoy_stats_port),
+                          dev.prometheus_scrape_interval)
+    log = var / "log" / "prometheus.log"
+    prometheus = EmbeddedPrometheus(config, var / "prometheus", dev.host, dev.prometheus_port, log_path=log)
+
+    def start() -> Process:
+        prometheus.start()
+        assert prometheus.process is not None
+        return prometheus.process
+
+    return ChildSpec("prometheus", log=log, start=start, stop=prometheus.stop)
+
+
 def _demo_admin(var: Path, env: dict[str, str]) -> tuple[str, str] | None:
     """On the first start, a system admin `admin` with a random password kept in var/secrets/demo-admin.json
     (development only: a real install creates its admins with `python -m services.identity.cli`). None if
@@ -287,6 +309,9 @@ def main() -> int:
         supervisor.start(_uvicorn_spec("terminals", "services.terminals.main:create_app", dev.host,
                                        dev.first_service_port + len(SERVICES), env, var))
         supervisor.start(_gateway_spec(dev, var, env["HALL_JWT_PUBLIC_KEY"]))
+        prometheus = dev.prometheus and PROMETHEUS_BINARY.exists()
+        if prometheus:
+            supervisor.start(_prometheus_spec(dev, var, env))
         gateway = f"http://{dev.host}:{dev.gateway_port}"
         print("hall platform running (a process that dies is restarted; Ctrl-C stops everything)", flush=True)
         print(f"  gateway      {gateway}   health {gateway}/healthz   (Envoy; statistics "
@@ -300,6 +325,12 @@ def main() -> int:
               flush=True)
         print(f"  staff        {gateway}/ui/window   (a terminal's key once, then a clerk signs in)   "
               f"{gateway}/ui/supervision   (a supervisor signs in)", flush=True)
+        if prometheus:
+            print(f"  prometheus   http://{dev.host}:{dev.prometheus_port}/   alerts "
+                  f"http://{dev.host}:{dev.prometheus_port}/alerts   (rules deploy/prometheus/rules.yml; the "
+                  f"dashboards of deploy/grafana/ read it)", flush=True)
+        elif dev.prometheus:
+            print("  prometheus   not started: run `make prometheus` first (make run does)", flush=True)
         dev_url = devprovider_url(dev)
         print(f"  devprovider  SMS {dev_url}/sms   e-mail {dev_url}/mail   (the development provider: nothing "
               f"leaves the machine; SMTP {dev.host}:{dev.devprovider_smtp_port} with STARTTLS)", flush=True)

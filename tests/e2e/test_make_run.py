@@ -4,6 +4,7 @@ leaves no process behind; a second start finds the data. It supervises: a killed
 every write still reaches every read copy once; a killed service is restarted and healthy again."""
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -164,6 +166,32 @@ class Launch:
 
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token()}"}
+
+
+@contextlib.contextmanager
+def running_hall(name: str, env: dict[str, str], timeout: float = 180) -> Iterator[Launch]:
+    """A launched hall under var/test-<name>-<pid> with `env` added, healthy; stopped and removed after (what a
+    dead launcher left behind is killed)."""
+    var = ROOT / "var" / f"test-{name}-{os.getpid()}"
+    shutil.rmtree(var, ignore_errors=True)
+    run = Launch(var)
+    run.env.update(env)
+    run.start()
+    try:
+        run.wait_healthy(timeout)
+        yield run
+    finally:
+        try:
+            run.record_tree()
+            run.interrupt()
+        except Exception:  # noqa: BLE001 - a launcher that died already: kill what is left
+            if run.proc is not None:
+                run.proc.kill()
+        for process in run.tree:
+            if process.is_running():
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
+        shutil.rmtree(var, ignore_errors=True)
 
 
 @pytest.fixture

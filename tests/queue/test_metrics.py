@@ -7,7 +7,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 
 from services.queue.windows import count_hall
-from tests.queue.builders import A
+from tests.queue.builders import A, service
 from tests.queue.test_ticket_actions import call, signed_in
 from tests.queue.test_tickets import hall, issue
 from tests.queue.test_windows import ab_hall, local
@@ -68,3 +68,18 @@ async def test_the_hall_gauges_follow_the_tables(service_client, tokens, fixed_c
                       "vacant": 1}
     assert staffed == {"waiting_tickets": 1, "longest_wait_seconds": 240, "wait_threshold_seconds": 1800,
                        "vacant": 0}
+
+
+async def test_a_services_ticket_and_rating_series_exist_at_zero_before_their_first_count(service_client, tokens):
+    """So that Prometheus's increase() counts the first rating: a child born at 1 has no step to see."""
+    async with service_client("queue") as client:
+        await hall(client, tokens)
+        await service(client, tokens, "MX", "M", department="D09")  # no other test counts this service
+        ratings_before = [REGISTRY.get_sample_value("hall_evaluations_total", {"center": A, "service": "MX",
+                                                                               "rating": str(r)}) for r in range(1, 6)]
+        await issue(client, tokens, "MX")
+    assert ratings_before == [None] * 5
+    assert [_value("hall_evaluations_total", service="MX", rating=str(r)) for r in range(1, 6)] == [0.0] * 5
+    events = {e: REGISTRY.get_sample_value("hall_queue_tickets_total", {"center": A, "service": "MX", "event": e})
+              for e in ("issued", "called", "finished", "no_show")}
+    assert events == {"issued": 1.0, "called": 0.0, "finished": 0.0, "no_show": 0.0}

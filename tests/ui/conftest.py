@@ -3,42 +3,19 @@ test whose requests are recorded (a test fails if any left the gateway)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
-import psutil
 import pytest
 
-from tests.e2e.test_make_run import ROOT, Launch
+from tests.e2e.test_make_run import Launch, running_hall
 from tests.ui.harness import Hall, Recorder, chromium_path, launch_env, seed, sizes
 
 
 @pytest.fixture(scope="session")
 def launched() -> Iterator[Launch]:
-    var = ROOT / "var" / f"test-ui-{os.getpid()}"
-    shutil.rmtree(var, ignore_errors=True)
-    run = Launch(var)
-    run.env.update(launch_env())
-    run.start()
-    try:
-        run.wait_healthy(180)
+    with running_hall("ui", launch_env()) as run:
         yield run
-    finally:
-        try:
-            run.record_tree()
-            run.interrupt()
-        except Exception:  # noqa: BLE001 - a launcher that died already: kill what is left
-            if run.proc is not None:
-                run.proc.kill()
-        for process in run.tree:
-            if process.is_running():
-                try:
-                    process.kill()
-                except psutil.Error:
-                    pass
-        shutil.rmtree(var, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
