@@ -63,6 +63,7 @@ class Launch:
             "WORKER_HEALTH_PORT_BASE": str(_consecutive_free_ports(6) + 6),
             "HALL_DEV_ENVOY_ADMIN_PORT": str(free_port()), "HALL_DEV_ENVOY_STATS_PORT": str(free_port()),
             "HALL_DEV_DEVPROVIDER_HTTP_PORT": str(free_port()), "HALL_DEV_DEVPROVIDER_SMTP_PORT": str(free_port()),
+            "HALL_DEV_PROMETHEUS_PORT": str(free_port()),
         })
         self.proc: subprocess.Popen[bytes] | None = None
         self.tree: list[psutil.Process] = []

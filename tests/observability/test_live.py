@@ -21,7 +21,6 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.devinfra.postgres import free_port
 from tests.e2e.test_make_run import ROOT, Launch, running_hall
 from tests.ui.harness import CENTRE, HJ_001, MORNING, Hall, created, launch_env, seed
 
@@ -107,13 +106,12 @@ def _items(listed: Any) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def observed() -> Iterator[Observed]:
-    port = free_port()
-    env = {**launch_env(), "HALL_DEV_PROMETHEUS_PORT": str(port), "HALL_DEV_PROMETHEUS_SCRAPE_INTERVAL": "1s"}
+    env = {**launch_env(), "HALL_DEV_PROMETHEUS_SCRAPE_INTERVAL": "1s"}
     with running_hall("observability", env) as launch:
         launch.wait_for_line("prometheus   http://", timeout=60)
         hall = seed(launch.url, launch.auth())
         _load(hall, launch)
-        yield Observed(launch, hall, f"http://127.0.0.1:{port}")
+        yield Observed(launch, hall, f"http://127.0.0.1:{launch.env['HALL_DEV_PROMETHEUS_PORT']}")
 
 
 def _scrape(url: str) -> dict[str, str]:
