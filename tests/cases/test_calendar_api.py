@@ -2,7 +2,7 @@
 calendar.changed events it publishes and the fallback-year alert. Expected dates are counted by hand
 from the State Council notices (../shared/official-holidays.md)."""
 
-from datetime import date
+from datetime import datetime
 
 import pytest
 from prometheus_client import REGISTRY
@@ -147,7 +147,7 @@ async def test_a_limit_into_2027_uses_the_fallback_then_the_imported_year(cases,
     await _deadline(cases, clerk, "2026-12-28", 20)  # used again: still one alert
     alerts = await _events(cases, "calendar.fallback_used")
     assert [a["data"]["year"] for a in alerts] == [2027]
-    assert await _calendar_gauges(cases) == {"2027": 1, "days_left": (date(2027, 1, 1) - date(2026, 2, 12)).days}
+    assert await _calendar_gauges(cases) == {"2027": 1, "remaining": _until(2027)}
 
     r = await cases.put("/calendar/years/2027", content=CSV_2027.encode(), headers={
         **tokens.headers("system_admin", ["*"]), "content-type": "text/csv"})
@@ -159,14 +159,18 @@ async def test_a_limit_into_2027_uses_the_fallback_then_the_imported_year(cases,
     days = await cases.get("/calendar/days", params={"from": "2027-01-01", "to": "2027-01-01"}, headers=clerk)
     assert days.json()["days"][0]["source"] == "imported"
     # the worker's job: 2027 is covered now (the alert clears) and the schedules reach to the end of 2027
-    assert await _calendar_gauges(cases) == {"2027": 0, "days_left": (date(2028, 1, 1) - date(2026, 2, 12)).days}
+    assert await _calendar_gauges(cases) == {"2027": 0, "remaining": _until(2028)}
 
 
 async def _calendar_gauges(cases) -> dict[str, float | None]:
     async with cases.app.state.sessionmaker() as session, session.begin():
         await count_calendar(session, clock.now())
     return {"2027": REGISTRY.get_sample_value("hall_calendar_fallback_year_in_use", {"year": "2027"}),
-            "days_left": REGISTRY.get_sample_value("hall_calendar_schedule_days_left")}
+            "remaining": REGISTRY.get_sample_value("hall_calendar_schedule_remaining_seconds")}
+
+
+def _until(year: int) -> float:
+    return (datetime(year, 1, 1, tzinfo=clock.LOCAL_TZ) - clock.now()).total_seconds()
 
 
 async def test_year_import_accepts_json_and_refuses_bad_input(cases, tokens):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.devinfra.prometheus import PROMTOOL
 from tests.e2e.test_make_run import ROOT, Launch, running_hall
 from tests.ui.harness import CENTRE, HJ_001, MORNING, Hall, created, launch_env, seed
 
@@ -51,7 +53,7 @@ KEY_QUERIES: dict[str, bool] = {
     "sum(hall_consumer_processed_total)": True,
     "hall_consumer_lag": False,
     "hall_outbox_backlog": False,
-    "hall_calendar_schedule_days_left": True,
+    "hall_calendar_schedule_remaining_seconds": True,
     "sum(envoy_cluster_upstream_rq_total)": True,
     'sum(rate(http_requests_total{status="2xx"}[1m]))': True,
     "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[1m])))": True,
@@ -115,9 +117,13 @@ def observed() -> Iterator[Observed]:
 
 
 def _scrape(url: str) -> dict[str, str]:
-    """A process's /metrics parsed by the Prometheus text parser: family name → type."""
+    """A process's /metrics parsed by the Prometheus text parser (and passing promtool's lint): family name →
+    type."""
     answer = httpx.get(url, timeout=10)
     assert answer.status_code == 200, (url, answer.status_code)
+    linted = subprocess.run([str(PROMTOOL), "check", "metrics"], input=answer.text, capture_output=True, text=True,
+                            timeout=60)
+    assert linted.returncode == 0, (url, linted.stdout, linted.stderr)
     return {family.name: family.type for family in text_string_to_metric_families(answer.text)}
 
 
@@ -240,7 +246,7 @@ KEY_PANELS: list[tuple[str, str]] = [
     ("hall-platform", "请求速率 Request rate"), ("hall-platform", "响应时间 Duration p50 / p99"),
     ("hall-platform", "采集目标 Targets up"), ("hall-platform", "已发布 Published /s"),
     ("hall-platform", "已处理 Processed /s"), ("hall-platform", "上游请求 Upstream requests /s by cluster"),
-    ("hall-platform", "日历剩余天数 Calendar schedule days left"),
+    ("hall-platform", "日历剩余时间 Calendar schedule remaining"),
     ("hall-operations", "当前等候 Waiting now"), ("hall-operations", "最长等候与阈值 Longest wait vs threshold"),
     ("hall-operations", "等候时长 Wait p50 / p90"), ("hall-operations", "窗口状态 Windows by state"),
     ("hall-operations", "每小时叫号 Calls per hour"), ("hall-operations", "满意率 Satisfaction (ratings 3-5, last 24 h)"),

@@ -27,8 +27,8 @@ from shared.timers import PeriodicJob
 FALLBACK_IN_USE = Gauge("hall_calendar_fallback_year_in_use",
                         "1 when a date in use fell in this year with no official schedule (Mon-Fri fallback); "
                         "0 once the year is imported", ["year"])
-SCHEDULE_DAYS_LEFT = Gauge("hall_calendar_schedule_days_left",
-                           "Days from today (Asia/Shanghai) to the first day of a year with no official or "
+SCHEDULE_REMAINING = Gauge("hall_calendar_schedule_remaining_seconds",
+                           "From now to the first day (00:00 Asia/Shanghai) of a year with no official or "
                            "imported schedule: a deadline beyond it is counted Monday-Friday")
 
 
@@ -132,14 +132,15 @@ async def check_package_at_startup(app: FastAPI, stack: AsyncExitStack) -> None:
 
 
 async def count_calendar(session: AsyncSession, _due: datetime) -> None:
-    """The calendar gauges (a job of the worker's leader, once a minute, from the tables): how many days the
+    """The calendar gauges (a job of the worker's leader, once a minute, from the tables): how long the
     schedules still cover, and each year a deadline has reached on the fallback, 1 until it is imported."""
     calendar = await load_calendar(session)
     today = clock.today_local()
     year = today.year
     while not calendar.is_fallback_year(year) and year < today.year + 50:
         year += 1
-    SCHEDULE_DAYS_LEFT.set((date(year, 1, 1) - today).days)
+    end = datetime(year, 1, 1, tzinfo=clock.LOCAL_TZ)
+    SCHEDULE_REMAINING.set(max(0.0, (end - clock.now()).total_seconds()))
     keys = (await session.execute(select(platform_state.c.key)
                                   .where(platform_state.c.key.like("calendar.fallback_alert.%")))).scalars()
     for key in keys:
