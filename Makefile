@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test prometheus dashboards test-pg15 migrate lint browser ui-shots envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor bench-notify bench-ui install clean
+.PHONY: run test prometheus dashboards compose-tools compose-secrets test-pg15 migrate lint browser ui-shots envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor bench-notify bench-ui install clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -28,6 +28,14 @@ $(PROMETHEUS_DIR)/usr/bin/promtool:
 
 prometheus: $(PROMETHEUS_DIR)/usr/bin/promtool ## Prometheus and promtool (Debian's package, unpacked into .tools/)
 
+compose-tools: ## Debian's docker-compose, to validate deploy/compose*.yaml (no engine needed), installed when missing (root; apt)
+	@command -v docker-compose >/dev/null || { \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }; }
+
+compose-secrets: install ## deploy/secrets/*.env and jwks.json for the compose stack (kept if present; git-ignored)
+	$(PY) -m shared.devinfra.compose_secrets
+
 browser: ## Debian's Chromium and a CJK font for the browser tests, installed when missing (root; apt)
 	@command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; }
@@ -35,7 +43,7 @@ browser: ## Debian's Chromium and a CJK font for the browser tests, installed wh
 run: install prometheus ## start the database, broker, all services and the gateway; Ctrl-C stops them
 	$(PY) -m shared.devinfra.run
 
-test: install browser prometheus ## the whole suite, against the embedded PostgreSQL and broker, the screens in Chromium
+test: install browser prometheus compose-tools ## the whole suite, against the embedded PostgreSQL and broker, the screens in Chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ui-shots: install browser ## the browser tests at both screen sizes (1920x1080, 1366x768): screenshots in var/ui-shots/

@@ -15,12 +15,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared import clock as clock_module
 
 
-class HallSettings(BaseSettings):
-    """What every process of the deployment shares (env prefix HALL_)."""
+class KafkaSettings(BaseSettings):
+    """The broker's address and topic replicas (env prefix HALL_): all that creating the topics needs."""
 
     model_config = SettingsConfigDict(env_prefix="HALL_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # copies of each topic's partitions the relays and `python -m shared.events.kafka` create: 1 for one
+    # broker (and Tansu), 3 for a three-broker cluster (then a write needs 2 in sync: min.insync.replicas)
+    kafka_replication_factor: int = Field(1, ge=1, le=7)
+
+
+class HallSettings(KafkaSettings):
+    """What every process of the deployment shares (env prefix HALL_)."""
+
+    model_config = SettingsConfigDict(env_prefix="HALL_", extra="ignore")
     jwt_public_key: str = Field(description="PEM of the gateway's Ed25519 token-signing public key")
     jwt_issuer: str = "hall-gateway"
     jwt_audience: str = "hall"

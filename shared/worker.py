@@ -111,7 +111,8 @@ async def serve_worker(service_name: str, settings: ServiceSettings, *, consumer
         if relay:
             days = options.outbox_retention_days if options.outbox_retention_days is not None else retention_days
             relay_component = Relay(settings.database_url, hall.kafka_bootstrap, service_name,
-                                    retention=timedelta(days=days))
+                                    retention=timedelta(days=days),
+                                    replication_factor=hall.kafka_replication_factor)
             components.append(("relay", relay_component))
         for kind, specs in (("consumer", consumers), ("job", jobs), ("timer", timers)):
             for spec in specs:

@@ -137,9 +137,11 @@ class Relay:
                  retention: timedelta = timedelta(days=7), batch_size: int = 1000, poll_interval: float = 1.0,
                  leader_retry: float = 1.0, cluster_check_interval: float = 1.5, prune_interval: float = 60.0,
                  max_backoff: float = 5.0, request_timeout_ms: int = 5000, horizon_timeout: float = 5.0,
-                 application_name: str | None = None, after_send: AfterSend | None = None) -> None:
+                 application_name: str | None = None, after_send: AfterSend | None = None,
+                 replication_factor: int = 1) -> None:
         self.dsn = asyncpg_dsn(database_url)
         self.bootstrap = bootstrap
+        self.replication_factor = replication_factor
         self.service = producer_name
         self.topic = topic or topic_for(producer_name)
         self._topic_override = topic is not None
@@ -343,7 +345,7 @@ class Relay:
             return False
         if stored is not None and stored != current and not missing:
             await self._drop_auto_created(admin)
-        await ensure_topics(admin, [self.topic])
+        await ensure_topics(admin, [self.topic], self.replication_factor)
         async with conn.transaction():
             requeued = await conn.fetchval(
                 "WITH requeued AS (UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL RETURNING 1) "
