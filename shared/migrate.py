@@ -144,18 +144,21 @@ def run_env(target_metadata: MetaData | list[MetaData]) -> None:
 
 
 def main() -> None:
-    """`python -m shared.migrate upgrade|downgrade|check [service ...]`, URLs from each service's settings."""
+    """`python -m shared.migrate upgrade|downgrade|check [service ...]`, each URL from `<SVC>_DATABASE_URL` (no
+    other setting is needed: compose's `migrate` and Kubernetes' `hall-migrate` hold only the URLs)."""
     import importlib
     import sys
+
+    from shared.settings import database_url_of
 
     action = sys.argv[1] if len(sys.argv) > 1 else "upgrade"
     services = sys.argv[2:] or list(SERVICES_WITH_DB)
     for service in services:
-        settings = importlib.import_module(f"services.{service}.config").get_settings()
+        url = database_url_of(importlib.import_module(f"services.{service}.config").Settings)
         from shared.db import ensure_database
 
-        asyncio.run(ensure_database(settings.database_url))
-        {"upgrade": upgrade, "downgrade": downgrade, "check": check}[action](service, settings.database_url)
+        asyncio.run(ensure_database(url))
+        {"upgrade": upgrade, "downgrade": downgrade, "check": check}[action](service, url)
         print(f"{service}: {action} ok")
 
 

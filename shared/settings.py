@@ -63,3 +63,17 @@ class ServiceSettings(BaseSettings):
     db_pool_pre_ping: bool = True
     migrate_on_start: bool = True
     hall: HallSettings = Field(default_factory=HallSettings)
+
+
+def database_url_of(settings: type[ServiceSettings]) -> str:
+    """Only `<PREFIX>DATABASE_URL` of a service's settings class, for what needs nothing else (the migration
+    container holds the database URLs and none of the keys the service itself requires)."""
+
+    class _DatabaseUrl(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix=str(settings.model_config.get("env_prefix", "")),
+                                          extra="ignore")
+
+        database_url: str = Field(description="postgresql+asyncpg://user@host:port/<service db>")
+
+    return _DatabaseUrl().database_url
+

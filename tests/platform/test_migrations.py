@@ -311,3 +311,18 @@ def test_processes_upgrading_an_old_database_at_once_do_not_race(pg_server, serv
         assert _rows(url, columns) == before
     finally:
         _drop(url)
+
+
+def test_the_migrate_command_needs_only_the_database_urls(pg_server):
+    """What compose's `migrate` container and Kubernetes' `hall-migrate` Job hold: five URLs, no key."""
+    urls = {service: database_url(pg_server, f"t{RUN_ID}_cli_{service}") for service in migrate.SERVICES_WITH_DB}
+    in_thread(lambda: [asyncio.run(drop_database(u)) for u in urls.values()])
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+           **{f"{service.upper()}_DATABASE_URL": url for service, url in urls.items()}}
+    ran = subprocess.run([sys.executable, "-m", "shared.migrate", "upgrade"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.splitlines() == [f"{service}: upgrade ok" for service in migrate.SERVICES_WITH_DB]
+    for url in urls.values():
+        assert _tables(url) >= {"outbox", "inbox", "alembic_version"}
+    in_thread(lambda: [asyncio.run(drop_database(u)) for u in urls.values()])
