@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test prometheus dashboards compose-tools compose-secrets test-pg15 migrate lint browser ui-shots envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor bench-notify bench-ui install clean
+.PHONY: run test demo bench-demo prometheus dashboards compose-tools compose-secrets test-pg15 migrate lint browser ui-shots envoy-config bench-gateway bench-calendar bench-events bench-feed bench-queue bench-cases bench-monitor bench-notify bench-ui install clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -68,6 +68,12 @@ dashboards: install ## render deploy/grafana/dashboards/*.json from their spec (
 
 envoy-config: install ## render deploy/envoy/envoy.yaml.j2 for compose and Kubernetes, and validate them with Envoy
 	$(PY) -m shared.devinfra.envoy render
+
+demo: install prometheus ## a simulated day of a busy hall (the previous working day, 150x) through the public API; a summary beside the monitor's KPIs
+	$(PY) -m shared.devinfra.demo
+
+bench-demo: install prometheus ## a whole compressed hall day: its wall time (limit 5 min) and the platform's CPU per process and database sizes
+	$(PY) bench/demo_bench.py
 
 bench-gateway: install ## Envoy vs direct under wrk (installed if missing): a bare endpoint, the deadline endpoint; one sign-in's time, key exchanges/s
 	$(PY) bench/gateway_bench.py

@@ -62,6 +62,15 @@ from shared.events.outbox import Outgoing, publish, publish_all
 PRODUCER = "queue"
 HEARTBEAT_EVERY = timedelta(seconds=30)
 HEARTBEAT_LOST_AFTER = timedelta(seconds=90)
+# on a simulated clock running S times faster, a beat that a busy machine delays by 90/S real seconds would be
+# "lost": a heartbeat is lost only after 90 s of clock time and at least this many real seconds (at speed 1
+# the 90 s decide; at 200x, 2 real seconds are 400 simulated ones)
+HEARTBEAT_MIN_REAL_SILENCE_S = 2.0
+
+
+def heartbeat_lost_after() -> timedelta:
+    """90 s of clock time, or more on a fast simulated clock (a demo day at 200x: 400 s, two real seconds)."""
+    return max(HEARTBEAT_LOST_AFTER, timedelta(seconds=HEARTBEAT_MIN_REAL_SILENCE_S * clock.speed()))
 DAY_END_REASON = "下班"
 SIGNED_IN = ("open", "away")
 MANAGERS = (Role.HALL_MANAGER, Role.CENTER_ADMIN, Role.SYSTEM_ADMIN)
@@ -87,7 +96,7 @@ def silent(window: Window, now: datetime) -> bool:
     if window.clerk_id is None or window.state not in SIGNED_IN:
         return False
     last = window.last_heartbeat_at or window.state_since or window.updated_at
-    return now - last >= HEARTBEAT_LOST_AFTER
+    return now - last >= heartbeat_lost_after()
 
 
 def check_at_terminal(principal: Principal, window: Window) -> None:
@@ -250,7 +259,7 @@ _COUNTS = text("""
 async def detect_lost_heartbeats(session: AsyncSession, due: datetime) -> None:
     """The heartbeat job (every 10 s, under the worker's leader lock): every signed-in window silent for
     90 s at `due` publishes window.heartbeat_lost, once; then the windows gauges are set."""
-    lost = (await session.execute(_LOSE, {"due": due, "cutoff": due - HEARTBEAT_LOST_AFTER})).all()
+    lost = (await session.execute(_LOSE, {"due": due, "cutoff": due - heartbeat_lost_after()})).all()
     events = []
     for row in lost:
         events.append(Outgoing(WindowHeartbeatLost(

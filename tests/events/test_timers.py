@@ -373,3 +373,20 @@ async def test_two_periodic_runners_run_each_due_moment_once_and_the_standby_tak
 
 async def _runs_at_least(db, n: int) -> bool:
     return len(await runs(db)) >= n
+
+
+def test_the_poll_interval_shrinks_with_a_faster_simulated_clock_down_to_a_tenth_of_a_second():
+    from datetime import UTC, datetime
+
+    from shared.timers import _scaled
+
+    start = datetime(2026, 12, 7, 0, 30, tzinfo=UTC)
+    previous = clock.set_clock(clock.SimulatedClock(clock.wall_now(), start, speed=120))
+    try:
+        fast = _scaled(1.0), _scaled(0.05)
+        clock.set_clock(clock.SimulatedClock(clock.wall_now(), start, speed=4))
+        slow = _scaled(1.0)
+    finally:
+        clock.set_clock(previous)
+    real = _scaled(1.0)
+    assert fast == (0.1, 0.05) and slow == 0.25 and real == 1.0

@@ -275,3 +275,21 @@ async def test_the_heartbeat_job_counts_windows_open_away_and_silent(service_cli
             gauge("hall_queue_windows", state="signed_out")) == (1, 1, 1)
     assert gauge("hall_queue_windows_silent") == 1
     assert REGISTRY.get_sample_value("hall_queue_window_events_total", {"center": A, "event": "away"}) - aways == 1
+
+
+def test_a_fast_simulated_clock_loses_a_heartbeat_after_two_real_seconds_not_ninety_simulated_ones():
+    from datetime import UTC, timedelta
+
+    from shared import clock
+
+    start = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+    previous = clock.set_clock(clock.SimulatedClock(clock.wall_now(), start, speed=200))
+    try:
+        fast = window_rules.heartbeat_lost_after()
+        clock.set_clock(clock.SimulatedClock(clock.wall_now(), start, speed=10))
+        slow = window_rules.heartbeat_lost_after()
+        clock.set_clock(clock.FixedClock(start))
+        fixed = window_rules.heartbeat_lost_after()
+    finally:
+        clock.set_clock(previous)
+    assert (fast, slow, fixed) == (timedelta(seconds=400), timedelta(seconds=90), timedelta(seconds=90))
