@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from shared.devinfra.demo import VACANT_WINDOW
 from tests.e2e.test_make_run import ROOT, Launch
 
 
@@ -55,6 +56,6 @@ def test_the_supervision_office_saw_the_day(summary: dict) -> None:
     alerts = summary["alerts"]
     assert alerts.get("overdue/red", 0) >= 3, alerts
     vacant = [t for t in summary["alert_texts"] if t.startswith("vacant_window")]
-    assert vacant and all("4号窗口" in t for t in vacant), vacant  # the window left away, and only it
+    assert vacant and all(f"{VACANT_WINDOW}号窗口" in t for t in vacant), vacant  # the window left away, only it
     assert summary["sanctions"] == {"warning": 1}
     assert any(k.startswith("sms/") for k in summary["deliveries"]), summary["deliveries"]
