@@ -66,6 +66,14 @@ def main() -> int:
             tree = psutil.Process(demo.pid).children(recursive=True)
         except psutil.Error:
             tree = []
+        # the embedded PostgreSQL is detached by pg_ctl: its postmaster (found by its data directory under var/)
+        # and its backends are not the launcher's children
+        for process in psutil.process_iter():
+            try:
+                if str(var) in " ".join(process.cmdline()) and "postgres" in process.name():
+                    tree += [process, *process.children(recursive=True)]
+            except psutil.Error:
+                continue
         for process in tree:
             try:
                 times = process.cpu_times()
