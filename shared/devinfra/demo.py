@@ -544,6 +544,18 @@ async def _kpis(api: Api, day: date) -> dict[str, Any]:
     return body
 
 
+async def tickets_before(gateway: str, admin_token: str, day: date) -> int:
+    """The day's tickets an earlier demo left in this var/ (its figures then add to this run's)."""
+    api = Api(gateway, "127.0.0.1", {"Authorization": f"Bearer {admin_token}"})
+    try:
+        answer = await api.client.get("/monitor/kpis", headers=api.headers, params={
+            "center": CENTRE, "from": day.isoformat(), "to": day.isoformat()})
+        hall = answer.json().get("hall") if answer.status_code == 200 else None
+        return int(hall[0]["tickets"]) if hall else 0
+    finally:
+        await api.close()
+
+
 async def report(gateway: str, admin_token: str, day: date, tally: Tally, *, settle_s: float) -> dict[str, Any]:
     """What the driver did beside what the platform reports of the day (after `settle_s` for the events)."""
     await asyncio.sleep(settle_s)
@@ -597,6 +609,9 @@ def print_summary(summary: dict[str, Any]) -> None:
           f"refused {d['refused']}, imported late {d['imported_late']}, complaints {d['complaints']}")
     print(f"    alerts {summary['alerts'] or '—'}")
     print(f"    sanctions {summary['sanctions'] or '—'}   deliveries {summary['deliveries'] or '—'}")
+    if summary.get("tickets_before"):
+        print(f"    (the monitor's figures include {summary['tickets_before']} tickets of an earlier demo of the same day "
+              f"in this var/: remove var/ for a clean replay)")
     if d["errors"]:
         print(f"    {len(d['errors'])} problems, the first: {d['errors'][0]}")
 
@@ -649,8 +664,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _wait_healthy(gateway, launcher)
         token = _admin_token(var, gateway)
+        before = asyncio.run(tickets_before(gateway, token, day))
         tally = asyncio.run(Day(gateway, token, day, end, args.seed, progress=True).run())
-        summary = asyncio.run(report(gateway, token, day, tally, settle_s=3))
+        summary = asyncio.run(report(gateway, token, day, tally, settle_s=3)) | {"tickets_before": before}
     finally:
         launcher.send_signal(signal.SIGINT)
         try:
