@@ -69,6 +69,16 @@ async def window_weights(session: AsyncSession, center_id: str, number: str) -> 
     return {code: weight for code, weight in rows.all()}
 
 
+async def center_window_weights(session: AsyncSession, center_id: str) -> dict[str, dict[str, int]]:
+    """Every window's weights of a centre in one query: window number → service code → weight."""
+    rows = await session.execute(select(WindowService.window, WindowService.service_code, WindowService.weight)
+                                 .where(WindowService.center_id == center_id))
+    weights: dict[str, dict[str, int]] = {}
+    for number, code, weight in rows.all():
+        weights.setdefault(number, {})[code] = weight
+    return weights
+
+
 async def delete_window_services(session: AsyncSession, center_id: str, number: str) -> None:
     await session.execute(delete(WindowService).where(WindowService.center_id == center_id,
                                                       WindowService.window == number))

@@ -363,6 +363,7 @@ class ServiceLine:
     waiting: int
     longest_wait_s: int
     open_windows: int
+    wait_threshold_s: int
 
 
 @dataclass(frozen=True)
@@ -402,7 +403,8 @@ async def hall_status(session: AsyncSession, calendar: WorkCalendar, center: Cen
     settings = setup.settings_of(center)
     waiting = await repository.waiting_tickets(session, center.id, today)
     windows = [w for w in await repository.list_windows(session, center.id) if w.active]
-    weights = {w.number: await repository.window_weights(session, center.id, w.number) for w in windows}
+    every_weight = await repository.center_window_weights(session, center.id)
+    weights = {w.number: every_weight.get(w.number, {}) for w in windows}
     current = {t.id: t for t in await repository.tickets_by_id(
         session, [w.active_ticket_id for w in windows if w.active_ticket_id is not None])}
     on_leave = await repository.clerks_on_leave(session, center.id, today)
@@ -424,7 +426,8 @@ async def hall_status(session: AsyncSession, calendar: WorkCalendar, center: Cen
         mine = [t for t in waiting if t.service_code == service.code]
         longest = max((now - t.effective_arrival for t in mine), default=timedelta(0))
         opened = sum(1 for w in windows if w.state == "open" and weights[w.number].get(service.code, 0) > 0)
-        lines.append(ServiceLine(service.code, service.name, len(mine), max(0, int(longest.total_seconds())), opened))
+        lines.append(ServiceLine(service.code, service.name, len(mine), max(0, int(longest.total_seconds())), opened,
+                                 service.wait_threshold_minutes * 60))
     return HallStatus(center.id, today, now, settings.vacancy_minutes, lines, statuses)
 
 
@@ -511,8 +514,6 @@ async def count_hall(session: AsyncSession, _due: datetime) -> None:
     calendar = await load_calendar(session)
     for center in await repository.list_centers(session, None):
         status = await hall_status(session, calendar, center)
-        thresholds = {s.code: s.wait_threshold_minutes * 60 for s in await repository.list_services(session, center.id)}
         metrics.hall(session, center.id,
-                     {line.code: (line.waiting, line.longest_wait_s, thresholds.get(line.code, 0))
-                      for line in status.services},
+                     {line.code: (line.waiting, line.longest_wait_s, line.wait_threshold_s) for line in status.services},
                      sum(1 for w in status.windows if w.vacancy is not None and w.vacancy.vacant))

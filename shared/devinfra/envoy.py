@@ -15,8 +15,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, Field, model_validator
 
 from shared.auth import ALGORITHM, LEEWAY
-from shared.clock import monotonic
+from shared.devinfra.processes import terminate, wait_http_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVOY_DIR = ROOT / "deploy" / "envoy"
@@ -348,32 +346,13 @@ class EmbeddedEnvoy:
         wait_ready(self.admin_url, self.process, timeout)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        terminate(self.process, 10)
         self.process = None
 
 
 def wait_ready(admin_url: str, process: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
     """Until Envoy's admin /ready answers LIVE (its listeners are up) or the process dies."""
-    deadline = monotonic() + timeout
-    while monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"envoy exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{admin_url}/ready", timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    raise TimeoutError("envoy did not become ready")
+    wait_http_ready(f"{admin_url}/ready", process, "envoy", timeout)
 
 
 def main(argv: list[str]) -> int:

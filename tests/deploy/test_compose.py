@@ -15,46 +15,21 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic_settings import BaseSettings
 
 from shared.devinfra.compose_secrets import SERVICES, files, write
 from shared.settings import HallSettings, KafkaSettings
 from shared.worker import WorkerOptions
+from tests.deploy.support import env_names, process_of
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
 SERVICES_OF = COMPOSE["services"]
-APP = re.compile(r"services\.(\w+)\.main:create_app")
-WORKER = re.compile(r"services\.(\w+)\.worker$")
-
-
-def _env_names(settings: type[BaseSettings], prefix: str | None = None) -> tuple[set[str], set[str]]:
-    """(every variable the class reads, the required ones), with its env prefix; nested models by `__`."""
-    config = settings.model_config
-    prefix = prefix if prefix is not None else str(config.get("env_prefix", ""))
-    accepted, required = set(), set()
-    for name, field in settings.model_fields.items():
-        if name == "hall":
-            continue  # its own class, read with HALL_
-        key = f"{prefix}{name}".upper()
-        accepted.add(key)
-        if field.is_required():
-            required.add(key)
-        model = field.annotation
-        if config.get("env_nested_delimiter") and isinstance(model, type) and hasattr(model, "model_fields"):
-            accepted |= {f"{key}__{sub}".upper() for sub in model.model_fields}
-    return accepted, required
 
 
 def _process(name: str) -> tuple[str, str] | None:
-    """(kind, service) of a compose service running our code: ("api", "queue"), ("worker", "cases")..."""
-    command = " ".join(SERVICES_OF[name].get("command", []))
-    if match := APP.search(command):
-        return "api", match[1]
-    if match := WORKER.search(command):
-        return "worker", match[1]
-    return None
+    """(kind, service) of a compose service running our code."""
+    return process_of(SERVICES_OF[name].get("command", []))
 
 
 @pytest.fixture(scope="module")
@@ -118,15 +93,15 @@ def test_each_process_runs_our_image_on_the_port_and_paths_it_serves() -> None:
 
 
 def test_every_variable_is_a_setting_the_process_reads_and_every_required_one_is_given(secrets_dir: Path) -> None:
-    hall, hall_required = _env_names(HallSettings)
-    worker_options, _ = _env_names(WorkerOptions)
+    hall, hall_required = env_names(HallSettings)
+    worker_options, _ = env_names(WorkerOptions)
     for name in SERVICES_OF:
         process = _process(name)
         if process is None:
             continue
         kind, service = process
         settings = importlib.import_module(f"services.{service}.config").Settings
-        own, own_required = _env_names(settings)
+        own, own_required = env_names(settings)
         accepted = hall | own | (worker_options if kind == "worker" else set())
         env = _environment(name, secrets_dir)
         unknown = set(env) - accepted
@@ -140,7 +115,7 @@ def test_every_variable_is_a_setting_the_process_reads_and_every_required_one_is
     migrate = _environment("migrate", secrets_dir)
     assert {f"{s.upper()}_DATABASE_URL" for s in SERVICES} <= set(migrate)
     assert SERVICES_OF["migrate"]["command"] == ["python", "-m", "shared.migrate", "upgrade"]
-    kafka, _ = _env_names(KafkaSettings)
+    kafka, _ = env_names(KafkaSettings)
     assert set(_environment("topics", secrets_dir)) - {"HALL_LOG_LEVEL"} <= kafka
 
 

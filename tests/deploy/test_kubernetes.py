@@ -9,20 +9,19 @@ non-root, read-only, without privilege escalation or capabilities, and has reque
 from __future__ import annotations
 
 import importlib
-import re
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
-from pydantic_settings import BaseSettings
 
 from shared.app import platform_router
 from shared.events.topics import TOPICS
 from shared.migrate import SERVICES_WITH_DB
 from shared.settings import HallSettings, KafkaSettings, database_url_of
 from shared.worker import HealthServer, WorkerOptions
+from tests.deploy.support import env_names, process_of
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -59,35 +58,11 @@ def _pod(workload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _process(container: dict[str, Any]) -> tuple[str, str] | None:
-    """(kind, service) of a container running our code: ("api", "queue"), ("worker", "cases")..."""
-    command = " ".join(container.get("command", []))
-    if match := re.search(r"services\.(\w+)\.main:create_app", command):
-        return "api", match[1]
-    if match := re.search(r"services\.(\w+)\.worker$", command):
-        return "worker", match[1]
-    return None
+    return process_of(container.get("command", []))
 
 
 PROCESSES = {(name, c["name"]): (_process(c), c, _pod(d)) for name, d in DEPLOYMENTS.items()
              for c in _pod(d)["containers"] if _process(c)}
-
-
-def _env_names(settings: type[BaseSettings]) -> tuple[set[str], set[str]]:
-    """(every variable the class reads, the required ones), with its env prefix; nested models by `__`."""
-    config = settings.model_config
-    prefix = str(config.get("env_prefix", ""))
-    accepted, required = set(), set()
-    for name, field in settings.model_fields.items():
-        if name == "hall":
-            continue  # its own class, read with HALL_
-        key = f"{prefix}{name}".upper()
-        accepted.add(key)
-        if field.is_required():
-            required.add(key)
-        model = field.annotation
-        if config.get("env_nested_delimiter") and isinstance(model, type) and hasattr(model, "model_fields"):
-            accepted |= {f"{key}__{sub}".upper() for sub in model.model_fields}
-    return accepted, required
 
 
 def _environment(container: dict[str, Any]) -> dict[str, str]:
@@ -221,11 +196,11 @@ def test_the_gateway_connects_to_the_port_the_pods_listen_on() -> None:
 
 
 def test_every_variable_is_a_setting_the_process_reads_and_every_required_one_is_given() -> None:
-    hall, hall_required = _env_names(HallSettings)
-    worker_options, _ = _env_names(WorkerOptions)
+    hall, hall_required = env_names(HallSettings)
+    worker_options, _ = env_names(WorkerOptions)
     for (name, _), (process, container, _pod_spec) in PROCESSES.items():
         kind, service = process  # type: ignore[misc]
-        own, own_required = _env_names(importlib.import_module(f"services.{service}.config").Settings)
+        own, own_required = env_names(importlib.import_module(f"services.{service}.config").Settings)
         env = _environment(container)
         unknown = set(env) - hall - own - (worker_options if kind == "worker" else set())
         assert not unknown, (name, unknown)
@@ -263,7 +238,7 @@ def test_the_topics_job_creates_every_topic_with_its_partitions() -> None:
     job = JOBS["hall-topics"]
     (container,) = _pod(job)["containers"]
     assert container["command"] == ["python", "-m", "shared.events.kafka", "ensure-topics"]  # every topic in TOPICS
-    kafka, _ = _env_names(KafkaSettings)
+    kafka, _ = env_names(KafkaSettings)
     assert set(_environment(container)) <= kafka
     listed = dict(entry.split("=") for entry in job["metadata"]["annotations"]["hall-platform/topics"].split())
     assert {name: int(n) for name, n in listed.items()} == {t.name: t.partitions for t in TOPICS.values()}

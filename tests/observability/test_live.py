@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.devinfra.prometheus import PROMTOOL
 from tests.e2e.test_make_run import ROOT, Launch, running_hall
-from tests.ui.harness import CENTRE, HJ_001, MORNING, Hall, created, launch_env, seed
+from tests.ui.harness import CENTRE, HJ_001, MORNING, Hall, created, launch_env, seed, wait_for
 
 GRAFANA = ROOT / "deploy" / "grafana" / "dashboards"
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
@@ -184,15 +183,7 @@ def test_prometheus_scrapes_every_process_and_the_gateway(observed: Observed) ->
         return all(t["health"] == "up" for t in httpx.get(f"{observed.prometheus}/api/v1/targets",
                                                              timeout=10).json()["data"]["activeTargets"])
 
-    _wait(all_up, 30, "every target up")
-
-
-def _wait(check: Any, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within} s waiting for {what}")
-        time.sleep(1)
+    wait_for(all_up, 30, "every target up", every=1)
 
 
 def dashboard_expressions() -> list[tuple[str, str, str]]:
@@ -229,7 +220,7 @@ def _load_visible(observed: Observed) -> None:
 
     # the slowest: the cases worker counts overdue cases once a minute; the monitor's alert comes by Kafka
     try:
-        _wait(every_key_has_data, 150, "data of every key query")
+        wait_for(every_key_has_data, 150, "data of every key query", every=1)
     except AssertionError:
         raise AssertionError(f"key queries without data: {missing}") from None
     observed.visible = True

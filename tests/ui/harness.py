@@ -186,7 +186,7 @@ def shot(page: Any, name: str) -> Path:
     return path
 
 
-def wait_for(check: Any, within: float = 10, what: str = "condition") -> Any:
+def wait_for(check: Any, within: float = 10, what: str = "condition", every: float = 0.1) -> Any:
     deadline = time.monotonic() + within
     while True:
         result = check()
@@ -194,4 +194,4 @@ def wait_for(check: Any, within: float = 10, what: str = "condition") -> Any:
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within} s waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(every)
